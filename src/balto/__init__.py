@@ -1,0 +1,3 @@
+"""Balto Server: real-time counter assistant (speech in, suggestions out)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+"""`python -m balto` is the `balto` command."""
+
+from balto.app.cli import main
+
+main()

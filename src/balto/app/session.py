@@ -1,0 +1,340 @@
+"""A counter's connection after the handshake: decode -> VAD -> transcribe -> buffer -> recommend -> store.
+
+This is the application service. It speaks only to ports, so unit tests drive it with in-memory
+fakes and the production wiring hands it the real adapters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from balto.domain.audio import AudioFormat
+from balto.domain.buffer import BufferAction, BufferDecision, BufferLine, ConversationBuffer
+from balto.domain.interaction import (
+    IaStatus,
+    Interaction,
+    RecommendationRequest,
+    RecommendationResult,
+    Suggestion,
+    Transcript,
+)
+from balto.domain.vad import FRAME_SAMPLES, Segmenter, SegmenterConfig, SpeechSegment, VadPolicy
+from balto.ports.audio import AudioCleaner, AudioDecoder, DecodeError, SpeechDetector
+from balto.ports.inference import Recommender, SpeakerIdentifier, Transcriber, TranscriptionError
+from balto.ports.storage import InteractionRepository
+from balto.ports.system import Clock
+
+log = logging.getLogger(__name__)
+
+HISTORY_LINES = 20  # earlier lines of the conversation given to the LLM as context
+
+
+@dataclass(frozen=True)
+class TranscriptEvent:
+    interaction_uuid: str
+    text: str
+    start_s: float
+    end_s: float
+    speaker: str | None = None
+
+
+@dataclass(frozen=True)
+class RecommendationEvent:
+    interaction_uuid: str
+    suggestions: tuple[Suggestion, ...]
+
+
+SessionEvent = TranscriptEvent | RecommendationEvent
+Emit = Callable[[SessionEvent], Awaitable[None]]
+
+
+@dataclass
+class PipelineDeps:
+    """What every session shares: the long-lived adapters, built once per process by the container."""
+
+    transcriber: Transcriber
+    interactions: InteractionRepository
+    clock: Clock
+    new_detector: Callable[[], SpeechDetector]
+    new_decoder: Callable[[AudioFormat], AudioDecoder]
+    recommender: Recommender | None = None
+    cleaner: AudioCleaner | None = None
+    speakers: SpeakerIdentifier | None = None
+    segmenter_config: SegmenterConfig = field(default_factory=SegmenterConfig)
+    language: str | None = "pt"
+    tick_s: float = 0.25
+    segment_queue_size: int = 16
+    llm_grace_s: float = 30.0
+
+
+@dataclass
+class _ClosedSegment:
+    segment: SpeechSegment
+    closed_at: float
+
+
+class CounterSession:
+    """One counter connection. Call `start()`, then `feed()` binary frames, then `finish()`.
+
+    Every segment the VAD cuts becomes one interaction row, in order; an LLM call fired by the timer
+    rather than by a segment gets a row of its own. At most one LLM call is in flight; text that
+    arrives meanwhile waits in the buffer for the next trigger. A reply that arrives after the client
+    left is stored but not sent.
+    """
+
+    def __init__(
+        self,
+        deps: PipelineDeps,
+        *,
+        balcao_id: str,
+        conexao_id: str,
+        policy: VadPolicy,
+        audio_format: AudioFormat,
+        emit: Emit,
+        want_transcripts: bool = False,
+    ) -> None:
+        self._deps = deps
+        self.balcao_id = balcao_id
+        self.conexao_id = conexao_id
+        self.policy = policy
+        self._emit_to_client = emit
+        self.want_transcripts = want_transcripts
+        self._decoder = deps.new_decoder(audio_format)
+        self._detector = deps.new_detector()
+        self._segmenter = Segmenter(policy=policy, config=deps.segmenter_config)
+        self._buffer = ConversationBuffer(created_at=deps.clock.now())
+        self._segments: asyncio.Queue[_ClosedSegment | None] = asyncio.Queue(deps.segment_queue_size)
+        self._carry = np.zeros(0, dtype=np.int16)
+        self._history: list[BufferLine] = []
+        self._shown: list[str] = []
+        self._llm_task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._ticker: asyncio.Task[None] | None = None
+        self._finishing = False
+        self.connected = True
+        self.stored = 0
+        self.error: DecodeError | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._frontend(), name=f"frontend-{self.conexao_id}"),
+            asyncio.create_task(self._worker(), name=f"worker-{self.conexao_id}"),
+        ]
+        self._ticker = asyncio.create_task(self._tick_loop(), name=f"ticker-{self.conexao_id}")
+
+    async def feed(self, data: bytes) -> None:
+        await self._decoder.write(data, self._deps.clock.now())
+
+    async def finish(self) -> None:
+        """End of input: process everything already received, wait for the LLM, store every row."""
+        self._finishing = True
+        await self._decoder.finish()
+        try:
+            await asyncio.gather(*self._tasks)
+        finally:
+            if self._llm_task is not None:
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(asyncio.shield(self._llm_task), self._deps.llm_grace_s)
+            if self._ticker is not None:
+                self._ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._ticker
+            await self._decoder.aclose()
+
+    def client_gone(self) -> None:
+        """The client disconnected: keep processing what arrived, but send nothing more."""
+        self.connected = False
+
+    async def aclose(self) -> None:
+        """Stop at once (server shutdown deadline passed); what is in flight is abandoned."""
+        for task in [*self._tasks, self._ticker, self._llm_task]:
+            if task is not None:
+                task.cancel()
+        await self._decoder.aclose()
+
+    # -- stages ----------------------------------------------------------------------------------
+
+    async def _frontend(self) -> None:
+        try:
+            async for chunk in self._decoder.chunks():
+                samples = chunk.samples
+                if self._deps.cleaner is not None:
+                    samples = self._deps.cleaner.clean(samples)
+                pcm = np.concatenate([self._carry, samples]) if self._carry.size else samples
+                usable = pcm.size - pcm.size % FRAME_SAMPLES
+                self._carry = pcm[usable:]
+                for offset in range(0, usable, FRAME_SAMPLES):
+                    frame = pcm[offset : offset + FRAME_SAMPLES]
+                    voiced = self._detector.is_voiced(frame)
+                    segment = self._segmenter.push(frame, voiced, chunk.received_at)
+                    if segment is not None:
+                        await self._segments.put(_ClosedSegment(segment, self._deps.clock.now()))
+        except DecodeError as exc:
+            self.error = exc
+            log.warning("decode error on %s: %s", self.conexao_id, exc.message)
+        finally:
+            segment = self._segmenter.flush()
+            if segment is not None:
+                await self._segments.put(_ClosedSegment(segment, self._deps.clock.now()))
+            await self._segments.put(None)
+
+    async def _worker(self) -> None:
+        while (item := await self._segments.get()) is not None:
+            try:
+                await self._cycle(item)
+            except Exception:
+                log.exception("cycle failed on %s", self.conexao_id)
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._deps.tick_s)
+            if self._llm_task is None and not self._finishing:
+                self._fire_from_timer(self._buffer.tick(self._deps.clock.now()))
+
+    # -- one cycle -------------------------------------------------------------------------------
+
+    async def _cycle(self, item: _ClosedSegment) -> None:
+        clock, segment = self._deps.clock, item.segment
+        interaction = Interaction(
+            balcao_id=self.balcao_id,
+            conexao_id=self.conexao_id,
+            segmento_inicio=round(segment.start_s, 3),
+            segmento_fim=round(segment.end_s, 3),
+            ts_audio_received=segment.first_received_at,
+            ts_segment_closed=item.closed_at,
+        )
+        speaker_label: str | None = None
+        if self._deps.speakers is not None:
+            try:
+                interaction.speaker = await self._deps.speakers.add_segment(segment.pcm, self.balcao_id)
+                speaker_label = _role_label(interaction.speaker.top_role)
+            except Exception:
+                log.exception("speaker identification failed on %s", self.conexao_id)
+        interaction.ts_trans_req = clock.now()
+        transcript = await self._transcribe(segment)
+        interaction.ts_trans_resp = clock.now()
+        interaction.transcricao = transcript.text
+        interaction.stt_provider = transcript.provider or None
+        interaction.stt_latency_ms = transcript.latency_ms
+        text = transcript.text.strip()
+        if not text:
+            await self._store(interaction)
+            return
+        if self.want_transcripts:
+            event = TranscriptEvent(interaction.uuid, text, segment.start_s, segment.end_s, speaker_label)
+            if await self._emit(event):
+                interaction.ts_trans_sent = clock.now()
+        before = self._buffer.pending_text
+        decision = self._buffer.offer(text, clock.now(), speaker_label)
+        interaction.buffer_acao = _describe(decision)
+        if decision.action is BufferAction.DISCARD:
+            interaction.transcricao_completa = f"{before} {text}".strip()
+            await self._store(interaction)
+        elif decision.fires and self._deps.recommender is not None and self._llm_task is None:
+            self._start_llm(interaction)
+        else:
+            if decision.fires and self._deps.recommender is None:
+                # No LLM configured: the trigger resets the buffer; the row says the LLM was not called.
+                self._buffer.take(clock.now())
+                interaction.transcricao_completa = before + (" " if before else "") + text
+            else:
+                if decision.fires:
+                    interaction.buffer_acao += ";ia_ocupada"
+                interaction.transcricao_completa = self._buffer.pending_text
+            await self._store(interaction)
+
+    async def _transcribe(self, segment: SpeechSegment) -> Transcript:
+        transcriber = self._deps.transcriber
+        try:
+            return await transcriber.transcribe(segment.pcm, self._deps.language)
+        except TranscriptionError as exc:
+            log.warning("transcription failed on %s: %s", self.conexao_id, exc)
+        except Exception:
+            log.exception("transcriber %s crashed on %s", transcriber.name, self.conexao_id)
+        return Transcript(text="", provider=transcriber.name)
+
+    # -- the LLM ---------------------------------------------------------------------------------
+
+    def _fire_from_timer(self, decision: BufferDecision) -> None:
+        if not decision.fires:
+            return
+        if self._deps.recommender is None:
+            self._buffer.take(self._deps.clock.now())
+            return
+        interaction = Interaction(balcao_id=self.balcao_id, conexao_id=self.conexao_id)
+        interaction.buffer_acao = _describe(decision)
+        self._start_llm(interaction)
+
+    def _start_llm(self, interaction: Interaction) -> None:
+        lines = self._buffer.take(self._deps.clock.now())
+        request = RecommendationRequest(
+            balcao_id=self.balcao_id,
+            lines=tuple(lines),
+            history=tuple(self._history[-HISTORY_LINES:]),
+            already_suggested=tuple(self._shown),
+        )
+        interaction.transcricao_completa = request.context
+        self._history.extend(lines)
+        self._llm_task = asyncio.create_task(self._call_llm(interaction, request), name=f"llm-{self.conexao_id}")
+
+    async def _call_llm(self, interaction: Interaction, request: RecommendationRequest) -> None:
+        recommender, clock = self._deps.recommender, self._deps.clock
+        assert recommender is not None
+        requested_at = clock.now()
+        try:
+            result = await recommender.recommend(request)
+        except Exception as exc:  # a recommender must not take the session down
+            log.exception("recommender %s crashed on %s", recommender.name, self.conexao_id)
+            result = RecommendationResult(
+                IaStatus.ERROR, provider=recommender.name, error=f"{type(exc).__name__}: {exc}"
+            )
+        interaction.record_ai(result, requested_at, clock.now())
+        if interaction.suggestions:
+            self._shown.extend(s.text for s in interaction.suggestions)
+            if await self._emit(RecommendationEvent(interaction.uuid, interaction.suggestions)):
+                interaction.ts_rec_sent = clock.now()
+        await self._store(interaction)
+        self._llm_task = None
+        if not self._finishing:
+            # Text that arrived while the call was in flight goes out now if a rule says so.
+            self._fire_from_timer(self._buffer.tick(clock.now()))
+
+    # -- output ----------------------------------------------------------------------------------
+
+    async def _emit(self, event: SessionEvent) -> bool:
+        if not self.connected:
+            return False
+        try:
+            await self._emit_to_client(event)
+            return True
+        except Exception as exc:
+            log.info("client %s gone while sending: %s", self.conexao_id, exc)
+            self.connected = False
+            return False
+
+    async def _store(self, interaction: Interaction) -> None:
+        try:
+            await self._deps.interactions.add(interaction)
+            self.stored += 1
+        except Exception:
+            log.exception("could not store interaction %s of %s", interaction.uuid, self.conexao_id)
+
+
+def _describe(decision: BufferDecision) -> str:
+    if decision.reason is None:
+        return decision.action.value
+    return f"{decision.action.value}:{decision.reason.value}"
+
+
+def _role_label(role: str | None) -> str | None:
+    if role is None:
+        return None
+    return {"atendente": "Atendente", "cliente": "Cliente"}.get(role, role.capitalize())

@@ -1,0 +1,193 @@
+"""Server settings, read from the environment once at start-up (never at import time)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+from balto.domain.vad import SegmenterConfig, VadPolicy, VadSettingsError
+
+
+class SettingsError(ValueError):
+    """A setting has a value the server cannot run with; the message names the variable."""
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    return value.strip() if value is not None and value.strip() != "" else None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int | None = None) -> int:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise SettingsError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    if raw.lower() in ("1", "true", "yes", "on", "sim"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off", "nao", "não"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+LLM_PROVIDERS = ("grok", "openai", "openai_compatible", "off")
+
+
+@dataclass(frozen=True)
+class LlmSettings:
+    provider: str = "off"  # grok | openai | openai_compatible | off
+    api_key: str | None = None
+    model: str | None = None
+    base_url: str | None = None
+    timeout_s: float = 10.0
+    temperature: float = 0.3
+    max_suggestions: int = 3
+
+    @property
+    def effective_model(self) -> str:
+        if self.model:
+            return self.model
+        return {"grok": "grok-3-mini", "openai": "gpt-4o-mini"}.get(self.provider, "default")
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path(".balto")
+    model_cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "balto" / "models")
+    database_url: str | None = None  # None: start the embedded PostgreSQL in data_dir
+    auto_migrate: bool = True
+    vad: VadPolicy = field(default_factory=VadPolicy)
+    vad_aggressiveness: int = 2
+    segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
+    stt_model: str = "base"
+    stt_language: str | None = "pt"
+    stt_compute_type: str = "int8"
+    stt_cpu_threads: int = 0  # 0: every core
+    stt_workers: int = 1
+    stt_beam_size: int = 1
+    llm: LlmSettings = field(default_factory=LlmSettings)
+    handshake_timeout_s: float = 10.0
+    log_level: str = "INFO"
+    log_format: str = "text"
+
+    @property
+    def embedded_postgres(self) -> bool:
+        return self.database_url is None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        try:
+            vad = VadPolicy(
+                threshold_multiplier=_float(env, "VAD_THRESHOLD_MULTIPLIER", 1.5),
+                min_energy=_float(env, "VAD_MIN_ENERGY_THRESHOLD", 50.0),
+            )
+        except VadSettingsError as exc:
+            raise SettingsError(f"VAD_THRESHOLD_MULTIPLIER / VAD_MIN_ENERGY_THRESHOLD: {exc}") from None
+        aggressiveness = _int(env, "VAD_AGGRESSIVENESS", 2)
+        if aggressiveness not in (0, 1, 2, 3):
+            raise SettingsError(f"VAD_AGGRESSIVENESS must be 0, 1, 2 or 3, got {aggressiveness}")
+        defaults = SegmenterConfig()
+        segmenter = SegmenterConfig(
+            pre_roll_ms=_int(env, "VAD_PRE_ROLL_MS", defaults.pre_roll_ms, 0),
+            hang_over_ms=_int(env, "VAD_HANG_OVER_MS", defaults.hang_over_ms, 30),
+            min_speech_ms=_int(env, "VAD_MIN_SPEECH_MS", defaults.min_speech_ms, 0),
+            max_segment_ms=_int(env, "VAD_MAX_SEGMENT_MS", defaults.max_segment_ms, 1000),
+        )
+        language = _get(env, "STT_LANGUAGE") or "pt"
+        data_dir = Path(_get(env, "BALTO_DATA_DIR") or ".balto")
+        cache = _get(env, "BALTO_MODEL_CACHE")
+        return cls(
+            host=_get(env, "HOST") or "127.0.0.1",
+            port=_int(env, "PORT", 8000, 0),
+            data_dir=data_dir,
+            model_cache_dir=Path(cache) if cache else Path.home() / ".cache" / "balto" / "models",
+            database_url=database_url_from_env(env),
+            auto_migrate=_bool(env, "BALTO_AUTO_MIGRATE", True),
+            vad=vad,
+            vad_aggressiveness=aggressiveness,
+            segmenter=segmenter,
+            stt_model=_get(env, "STT_MODEL") or "base",
+            stt_language=None if language == "auto" else language,
+            stt_compute_type=_get(env, "STT_COMPUTE_TYPE") or "int8",
+            stt_cpu_threads=_int(env, "STT_CPU_THREADS", 0, 0),
+            stt_workers=_int(env, "STT_WORKERS", 1, 1),
+            stt_beam_size=_int(env, "STT_BEAM_SIZE", 1, 1),
+            llm=llm_settings_from_env(env),
+            handshake_timeout_s=_float(env, "HANDSHAKE_TIMEOUT_S", 10.0),
+            log_level=(_get(env, "LOG_LEVEL") or "INFO").upper(),
+            log_format=_get(env, "LOG_FORMAT") or "text",
+        )
+
+
+def database_url_from_env(env: Mapping[str, str]) -> str | None:
+    """DATABASE_URL wins; else POSTGRES_HOST (with POSTGRES_PORT/USER/PASSWORD/DB); else None (embedded)."""
+    url = _get(env, "DATABASE_URL")
+    if url:
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+asyncpg://" + url[len(prefix) :]
+        if not url.startswith("postgresql+asyncpg://"):
+            raise SettingsError("DATABASE_URL must be a postgresql:// URL")
+        return url
+    host = _get(env, "POSTGRES_HOST")
+    if host is None:
+        return None
+    user = quote(_get(env, "POSTGRES_USER") or "postgres", safe="")
+    password = _get(env, "POSTGRES_PASSWORD")
+    auth = f"{user}:{quote(password, safe='')}" if password else user
+    port = _int(env, "POSTGRES_PORT", 5432, 1)
+    database = _get(env, "POSTGRES_DB") or "balto"
+    return f"postgresql+asyncpg://{auth}@{host}:{port}/{database}"
+
+
+def llm_settings_from_env(env: Mapping[str, str]) -> LlmSettings:
+    provider = (_get(env, "LLM_PROVIDER") or "").lower()
+    xai_key, openai_key = _get(env, "XAI_API_KEY"), _get(env, "OPENAI_API_KEY")
+    if not provider:
+        # Unset: use whichever provider has a key; none means recommendations are off.
+        provider = "grok" if xai_key else "openai" if openai_key else "off"
+    if provider not in LLM_PROVIDERS:
+        raise SettingsError(f"LLM_PROVIDER must be one of {', '.join(LLM_PROVIDERS)}, got {provider!r}")
+    key = {"grok": xai_key, "openai": openai_key}.get(provider) or _get(env, "LLM_API_KEY") or openai_key
+    base_url = _get(env, "LLM_BASE_URL")
+    if provider == "openai_compatible" and not base_url:
+        raise SettingsError("LLM_PROVIDER=openai_compatible needs LLM_BASE_URL")
+    if provider in ("grok", "openai") and not key:
+        wanted = "XAI_API_KEY" if provider == "grok" else "OPENAI_API_KEY"
+        raise SettingsError(f"LLM_PROVIDER={provider} needs {wanted} (unset LLM_PROVIDER to run without an LLM)")
+    return LlmSettings(
+        provider=provider,
+        api_key=key,
+        model=_get(env, "LLM_MODEL"),
+        base_url=base_url,
+        timeout_s=_float(env, "LLM_TIMEOUT_S", 10.0),
+        temperature=_float(env, "LLM_TEMPERATURE", 0.3),
+        max_suggestions=_int(env, "LLM_MAX_SUGGESTIONS", 3, 1),
+    )

@@ -1,0 +1,124 @@
+"""One processing cycle of a counter (a row of `interacoes`) and the values it is made of."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from balto.domain.buffer import BufferLine
+from balto.domain.speaker import SpeakerMatch
+
+NENHUMA = "Nenhuma"
+
+
+class IaStatus(StrEnum):
+    """What happened to the LLM in this cycle; tells apart the two ways recomendacao_gerada is NULL."""
+
+    NOT_CALLED = "nao_chamada"
+    OK = "ok"
+    EMPTY = "vazia"
+    ERROR = "erro"
+    TIMEOUT = "timeout"
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    language: str | None = None
+    confidence: float | None = None
+    provider: str = ""
+    latency_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    text: str
+    source: str = "llm"  # "llm" or "playbook"
+
+
+@dataclass(frozen=True)
+class RecommendationResult:
+    """The outcome of one recommender call. `raw` is whatever the provider sent back, verbatim."""
+
+    status: IaStatus
+    suggestions: tuple[Suggestion, ...] = ()
+    raw: str | None = None
+    provider: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class RecommendationRequest:
+    """What a recommender gets: the lines that triggered it and what the attendant already saw."""
+
+    balcao_id: str
+    lines: tuple[BufferLine, ...]
+    history: tuple[BufferLine, ...] = ()  # earlier lines of the conversation, for context
+    already_suggested: tuple[str, ...] = ()
+
+    @property
+    def context(self) -> str:
+        """The conversation as the LLM reads it, one line per utterance, labelled by role when known."""
+        return "\n".join(
+            f"{line.speaker}: {line.text}" if line.speaker else line.text for line in (*self.history, *self.lines)
+        )
+
+
+def format_suggestions(suggestions: tuple[Suggestion, ...] | list[Suggestion]) -> str:
+    return " | ".join(f"S: {s.text}" for s in suggestions)
+
+
+@dataclass
+class Interaction:
+    """A row of `interacoes`: one cycle of transcription and, maybe, an LLM call.
+
+    The NULL vs "Nenhuma" contract of spec section 3.2 lives in `recomendacao_gerada`:
+    NULL when the LLM was not called (or the call failed: see `ia_status`), the literal "Nenhuma" when
+    it was called and gave no suggestion, else "S: a | S: b".
+    """
+
+    balcao_id: str
+    conexao_id: str
+    uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
+    id: int | None = None  # assigned by the database
+    transcricao: str | None = None  # the text of this cycle's segment, if a segment started it
+    transcricao_completa: str | None = None  # the context sent (or that would be sent) to the LLM
+    segmento_inicio: float | None = None  # seconds of audio since the stream began
+    segmento_fim: float | None = None
+    buffer_acao: str | None = None
+    ia_status: IaStatus = IaStatus.NOT_CALLED
+    suggestions: tuple[Suggestion, ...] = ()
+    grok_raw_response: str | None = None
+    speaker: SpeakerMatch | None = None
+    stt_provider: str | None = None
+    stt_latency_ms: float | None = None
+    ts_audio_received: float | None = None
+    ts_segment_closed: float | None = None
+    ts_trans_req: float | None = None
+    ts_trans_resp: float | None = None
+    ts_trans_sent: float | None = None
+    ts_ai_req: float | None = None
+    ts_ai_resp: float | None = None
+    ts_rec_sent: float | None = None
+
+    @property
+    def recomendacao_gerada(self) -> str | None:
+        if self.ia_status is IaStatus.OK and self.suggestions:
+            return format_suggestions(self.suggestions)
+        if self.ia_status in (IaStatus.OK, IaStatus.EMPTY):
+            return NENHUMA
+        return None
+
+    @property
+    def speaker_data(self) -> str | None:
+        return None if self.speaker is None else self.speaker.to_json()
+
+    def record_ai(self, result: RecommendationResult, requested_at: float, answered_at: float) -> None:
+        self.ts_ai_req = requested_at
+        self.ts_ai_resp = answered_at
+        self.ia_status = result.status
+        if result.status is IaStatus.OK and not result.suggestions:
+            self.ia_status = IaStatus.EMPTY
+        self.suggestions = result.suggestions
+        self.grok_raw_response = result.raw if result.raw is not None else result.error

@@ -1,0 +1,252 @@
+"""Voice activity rules: the per-connection VAD policy, the adaptive noise floor and the segmenter.
+
+Everything here is pure: frames come in as int16 numpy arrays together with the verdict of a
+speech detector (webrtcvad in production), and speech segments come out. No I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+SAMPLE_RATE = 16_000
+FRAME_MS = 30
+FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000  # 480 samples, the frame webrtcvad accepts at 16 kHz
+
+# Accepted ranges for the handshake's vad_settings. A multiplier below 1 would call the room's own
+# background speech; above 10 nothing short of shouting passes. min_energy is an RMS of int16
+# samples, so it cannot exceed 32767; above 5000 only clipping audio would pass.
+THRESHOLD_MULTIPLIER_RANGE = (1.0, 10.0)
+MIN_ENERGY_RANGE = (0.0, 5000.0)
+
+
+class VadSettingsError(ValueError):
+    """A vad_settings value is missing its type or lies outside its documented range."""
+
+
+def _number(name: str, value: Any, lo: float, hi: float) -> float:
+    # bool is an int subclass in Python; "true" is not a sensitivity.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise VadSettingsError(f"{name} deve ser um número, recebido {type(value).__name__}")
+    number = float(value)
+    if not math.isfinite(number) or not lo <= number <= hi:
+        raise VadSettingsError(f"{name} deve estar entre {lo:g} e {hi:g}, recebido {value!r}")
+    return number
+
+
+@dataclass(frozen=True)
+class VadPolicy:
+    """How loud a frame must be, relative to the room and in absolute terms, to count as speech."""
+
+    threshold_multiplier: float = 1.5
+    min_energy: float = 50.0
+
+    def __post_init__(self) -> None:
+        _number("threshold_multiplier", self.threshold_multiplier, *THRESHOLD_MULTIPLIER_RANGE)
+        _number("min_energy", self.min_energy, *MIN_ENERGY_RANGE)
+
+    def with_overrides(self, overrides: Mapping[str, Any] | None) -> VadPolicy:
+        """This policy with the handshake's vad_settings applied; unknown keys are an error."""
+        if overrides is None:
+            return self
+        if not isinstance(overrides, Mapping):
+            raise VadSettingsError("vad_settings deve ser um objeto JSON")
+        unknown = set(overrides) - {"threshold_multiplier", "min_energy"}
+        if unknown:
+            raise VadSettingsError(f"vad_settings com campos desconhecidos: {', '.join(sorted(unknown))}")
+        values = {
+            "threshold_multiplier": self.threshold_multiplier,
+            "min_energy": self.min_energy,
+        }
+        for key in ("threshold_multiplier", "min_energy"):
+            if key in overrides:
+                lo, hi = THRESHOLD_MULTIPLIER_RANGE if key == "threshold_multiplier" else MIN_ENERGY_RANGE
+                values[key] = _number(key, overrides[key], lo, hi)
+        return VadPolicy(**values)
+
+    def passes_energy(self, rms: float, noise_floor: float) -> bool:
+        """The energy half of the speech decision; the detector supplies the other half."""
+        return rms > self.min_energy and rms > self.threshold_multiplier * noise_floor
+
+
+def frame_rms(frame: np.ndarray) -> float:
+    """Root mean square of int16 samples, in int16 units."""
+    if frame.size == 0:
+        return 0.0
+    samples = frame.astype(np.float64)
+    return float(np.sqrt(np.mean(samples * samples)))
+
+
+class NoiseFloor:
+    """Background level of the room, by minimum statistics over a sliding window.
+
+    Speech has gaps between words and syllables where the energy drops to the room's background, so a
+    low percentile of recent frame energies follows the noise even while someone talks, and rises
+    when the room gets louder (a coffee machine starts) without any speech/non-speech decision.
+    """
+
+    def __init__(self, window_frames: int = 100, percentile: float = 10.0, initial: float = 0.0) -> None:
+        self._window: deque[float] = deque(maxlen=window_frames)
+        self._percentile = percentile
+        self._initial = initial
+        self._cached: float | None = None
+
+    def update(self, rms: float) -> None:
+        self._window.append(rms)
+        self._cached = None
+
+    @property
+    def level(self) -> float:
+        if not self._window:
+            return self._initial
+        if self._cached is None:
+            self._cached = float(np.percentile(np.fromiter(self._window, dtype=np.float64), self._percentile))
+        return self._cached
+
+
+@dataclass(frozen=True)
+class SegmenterConfig:
+    """Timing of the speech segmenter, in milliseconds of audio.
+
+    pre_roll keeps the quiet onset of the first syllable; hang_over keeps a sentence whole across
+    short pauses; min_speech drops clicks and coughs; max_segment forces a cut in a monologue so the
+    transcript keeps flowing.
+    """
+
+    pre_roll_ms: int = 240
+    hang_over_ms: int = 450
+    min_speech_ms: int = 240
+    max_segment_ms: int = 15_000
+    start_frames: int = 3  # consecutive speech frames that open a segment (debounces single blips)
+
+    def frames(self, ms: int) -> int:
+        return max(1, ms // FRAME_MS)
+
+
+@dataclass
+class SpeechSegment:
+    """A span of speech cut by the segmenter.
+
+    `start_s`/`end_s` are seconds of audio since the stream began; `first_received_at` and
+    `last_received_at` are wall-clock times at which the bytes of its first and last frame arrived.
+    """
+
+    pcm: np.ndarray
+    start_s: float
+    end_s: float
+    first_received_at: float
+    last_received_at: float
+    speech_frames: int = 0
+    forced_cut: bool = False
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+    @property
+    def rms(self) -> float:
+        return frame_rms(self.pcm)
+
+
+@dataclass
+class _Frame:
+    pcm: np.ndarray
+    index: int
+    received_at: float
+    speech: bool
+
+
+@dataclass
+class Segmenter:
+    """Turns a stream of classified 30 ms frames into speech segments.
+
+    A segment opens after `start_frames` consecutive speech frames and includes up to `pre_roll_ms`
+    of audio before them; it closes once `hang_over_ms` of consecutive non-speech frames have passed
+    (the trailing silence is trimmed to a short tail), or when it reaches `max_segment_ms`.
+    Segments with less than `min_speech_ms` of speech frames are dropped.
+    """
+
+    policy: VadPolicy = field(default_factory=VadPolicy)
+    config: SegmenterConfig = field(default_factory=SegmenterConfig)
+    noise_floor: NoiseFloor = field(default_factory=NoiseFloor)
+
+    def __post_init__(self) -> None:
+        self._pre: deque[_Frame] = deque(maxlen=self.config.frames(self.config.pre_roll_ms) + self.config.start_frames)
+        self._active: list[_Frame] = []
+        self._silence_run = 0
+        self._speech_frames = 0
+        self._frame_index = 0
+        self.last_rms = 0.0
+
+    def push(self, frame: np.ndarray, voiced: bool, received_at: float) -> SpeechSegment | None:
+        """Feed one frame of FRAME_SAMPLES int16 samples with the detector's verdict."""
+        rms = frame_rms(frame)
+        self.last_rms = rms
+        speech = voiced and self.policy.passes_energy(rms, self.noise_floor.level)
+        self.noise_floor.update(rms)
+        item = _Frame(frame, self._frame_index, received_at, speech)
+        self._frame_index += 1
+        if not self._active:
+            self._pre.append(item)
+            run = 0
+            for previous in reversed(self._pre):
+                if not previous.speech:
+                    break
+                run += 1
+            if run >= self.config.start_frames:
+                self._active = list(self._pre)
+                self._pre.clear()
+                self._speech_frames = run
+                self._silence_run = 0
+            return None
+        self._active.append(item)
+        if speech:
+            self._speech_frames += 1
+            self._silence_run = 0
+        else:
+            self._silence_run += 1
+        if self._silence_run >= self.config.frames(self.config.hang_over_ms):
+            return self._close(forced=False)
+        if len(self._active) >= self.config.frames(self.config.max_segment_ms):
+            return self._close(forced=True)
+        return None
+
+    def flush(self) -> SpeechSegment | None:
+        """Close whatever is open at the end of the stream."""
+        if not self._active:
+            return None
+        return self._close(forced=False)
+
+    @property
+    def in_speech(self) -> bool:
+        return bool(self._active)
+
+    def _close(self, forced: bool) -> SpeechSegment | None:
+        frames = self._active
+        speech_frames = self._speech_frames
+        self._active = []
+        self._speech_frames = 0
+        # Keep a short tail of the trailing silence (Whisper likes a little room after the last
+        # word) and hand the rest back to the pre-roll, where it may open the next segment.
+        tail = min(self._silence_run, self.config.frames(120))
+        trimmed = frames[: len(frames) - self._silence_run + tail] if self._silence_run else frames
+        self._silence_run = 0
+        for leftover in frames[len(trimmed) :]:
+            self._pre.append(leftover)
+        if speech_frames * FRAME_MS < self.config.min_speech_ms:
+            return None
+        first, last = trimmed[0], trimmed[-1]
+        return SpeechSegment(
+            pcm=np.concatenate([f.pcm for f in trimmed]),
+            start_s=first.index * FRAME_MS / 1000,
+            end_s=(last.index + 1) * FRAME_MS / 1000,
+            first_received_at=first.received_at,
+            last_received_at=last.received_at,
+            speech_frames=speech_frames,
+            forced_cut=forced,
+        )

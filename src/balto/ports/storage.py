@@ -1,0 +1,45 @@
+"""Persistence ports: interactions, API keys and voice profiles."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from balto.domain.interaction import Interaction
+from balto.domain.keys import ApiKey
+from balto.domain.speaker import SpeakerProfile
+
+
+class InteractionRepository(Protocol):
+    async def add(self, interaction: Interaction) -> int:
+        """Store a finished cycle and return its row id. Adding the same uuid twice stores it once."""
+        ...
+
+    async def get(self, uuid: str) -> Interaction | None: ...
+
+    async def list_recent(self, balcao_id: str | None = None, limit: int = 50) -> list[Interaction]:
+        """Newest first."""
+        ...
+
+
+class ApiKeyRepository(Protocol):
+    async def create(self, balcao_id: str) -> tuple[ApiKey, str]:
+        """A new key for the balcão; the plain key is returned here and never again."""
+        ...
+
+    async def resolve(self, plain_key: str) -> ApiKey | None:
+        """The active key matching `plain_key`, or None (unknown or revoked)."""
+        ...
+
+    async def revoke(self, key_id: int) -> bool: ...
+
+    async def list(self) -> list[ApiKey]: ...
+
+
+class SpeakerProfileRepository(Protocol):
+    async def add(self, profile: SpeakerProfile) -> SpeakerProfile: ...
+
+    async def list(self, balcao_id: str | None = None) -> list[SpeakerProfile]:
+        """Profiles usable at this balcão (its own and the global ones); all when balcao_id is None."""
+        ...
+
+    async def delete(self, profile_id: str) -> bool: ...

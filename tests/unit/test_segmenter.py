@@ -1,0 +1,100 @@
+import numpy as np
+
+from balto.domain.vad import FRAME_MS, FRAME_SAMPLES, NoiseFloor, Segmenter, SegmenterConfig, VadPolicy
+
+# Speech energy is not flat: syllables rise and fall, with dips between them. The noise floor is a
+# low percentile of recent frames, so a test signal must dip as real speech does.
+SYLLABLE = (1.0, 1.4, 0.85, 1.25, 0.25)
+
+
+def frames(pattern: str, loud: int = 3000, quiet: int = 0, flat: bool = False) -> list[tuple[np.ndarray, bool]]:
+    """'s' = a speech frame (voiced, loud, following a syllable envelope), '.' = silence; 30 ms each."""
+    out = []
+    for i, ch in enumerate(pattern):
+        gain = 1.0 if flat else SYLLABLE[i % len(SYLLABLE)]
+        level = int(loud * gain) if ch == "s" else quiet
+        out.append((np.full(FRAME_SAMPLES, level, dtype=np.int16), ch == "s"))
+    return out
+
+
+def run(segmenter: Segmenter, pattern: str, **kw):
+    segments = []
+    for i, (frame, voiced) in enumerate(frames(pattern, **kw)):
+        seg = segmenter.push(frame, voiced, received_at=1000.0 + i * FRAME_MS / 1000)
+        if seg:
+            segments.append(seg)
+    tail = segmenter.flush()
+    if tail:
+        segments.append(tail)
+    return segments
+
+
+CONFIG = SegmenterConfig(pre_roll_ms=90, hang_over_ms=150, min_speech_ms=150, max_segment_ms=3000, start_frames=3)
+
+
+def test_a_sentence_becomes_one_segment_with_pre_roll_and_short_tail():
+    seg = Segmenter(config=CONFIG)
+    (segment,) = run(seg, "." * 10 + "s" * 20 + "." * 10)
+    # speech frames 10..29; pre-roll of 3 frames; tail keeps up to 120 ms (4 frames) of the 5-frame hang-over
+    assert segment.start_s == 7 * 0.03
+    assert round(segment.end_s, 3) == round(34 * 0.03, 3)
+    assert segment.speech_frames == 20
+
+
+def test_short_pause_does_not_cut_but_a_long_one_does():
+    seg = Segmenter(config=CONFIG)
+    assert len(run(seg, "." * 10 + "s" * 10 + "...." + "s" * 10 + "." * 10)) == 1  # 4 frames < 5 of hang-over
+    seg = Segmenter(config=CONFIG)
+    assert len(run(seg, "." * 10 + "s" * 10 + "......" + "s" * 10 + "." * 10)) == 2
+
+
+def test_clicks_shorter_than_min_speech_are_dropped():
+    seg = Segmenter(config=CONFIG)
+    assert run(seg, "." * 5 + "ssss" + "." * 20) == []  # 4 frames = 120 ms < 150 ms
+    seg = Segmenter(config=CONFIG)
+    assert len(run(seg, "." * 5 + "sssss" + "." * 20)) == 1
+
+
+def test_isolated_blips_do_not_open_a_segment():
+    seg = Segmenter(config=CONFIG)
+    assert run(seg, ".s.s.ss." * 10) == []
+
+
+def test_monologue_is_cut_at_max_segment():
+    seg = Segmenter(config=CONFIG)
+    segments = run(seg, "." * 10 + "s" * 250)  # 7.5 s of uninterrupted speech, max 3 s
+    assert len(segments) == 3
+    assert all(s.duration_s <= 3.0 + 1e-9 for s in segments)
+    assert segments[0].forced_cut and segments[1].forced_cut
+
+
+def test_receive_times_follow_the_frames():
+    seg = Segmenter(config=CONFIG)
+    (segment,) = run(seg, "." * 10 + "s" * 20 + "." * 10)
+    assert segment.first_received_at == 1000.0 + 7 * 0.03
+    assert segment.last_received_at > segment.first_received_at
+
+
+def test_energy_gate_rejects_voiced_frames_below_min_energy():
+    seg = Segmenter(policy=VadPolicy(min_energy=600.0), config=CONFIG)
+    assert run(seg, "." * 30 + "s" * 30 + "." * 10, loud=400) == []  # syllable peaks reach 560
+    seg = Segmenter(policy=VadPolicy(min_energy=300.0), config=CONFIG)
+    assert len(run(seg, "." * 30 + "s" * 30 + "." * 10, loud=400)) == 1
+
+
+def test_noise_floor_follows_the_room_and_threshold_multiplier_applies_to_it():
+    # A constant hum at 1000 RMS that the detector calls voiced: 1.5x the floor is 1500, so speech at
+    # 2000 passes and the hum alone never opens a segment once the floor has learnt it.
+    seg = Segmenter(policy=VadPolicy(threshold_multiplier=1.5), config=CONFIG)
+    segments = run(seg, "s" * 200, loud=1000, flat=True)
+    assert sum(s.duration_s for s in segments) < 0.5  # only the first frames, before the floor learns
+
+
+def test_noise_floor_is_a_low_percentile_of_recent_frames():
+    floor = NoiseFloor(window_frames=10, percentile=20)
+    for value in [100, 100, 100, 100, 100, 5000, 5000, 5000, 5000, 5000]:
+        floor.update(value)
+    assert floor.level == 100
+    for value in [300] * 10:
+        floor.update(value)
+    assert floor.level == 300
