@@ -154,4 +154,19 @@ def test_long_gap_wins_over_resume_and_resume_over_accumulation():
 def test_empty_text_is_a_tick():
     buf = fresh()
     assert buf.offer("   ", 100.0).action is BufferAction.WAIT
-    assert buf.last_text_at is None
+    assert buf.last_speech_end is None
+
+
+def test_silence_is_measured_between_utterances_not_transcripts():
+    # Speech ended at 10.0, the next utterance started at 11.0 (a 1 s pause), but its transcript only
+    # arrived at 17.0: that is not a 7 s silence, so no "new topic".
+    buf = fresh()
+    buf.offer(words(11), 10.5, started_at=8.0, ended_at=10.0)
+    buf.take(10.5)
+    decision = buf.offer(words(4), 17.0, started_at=11.0, ended_at=16.0)
+    assert decision.action is BufferAction.WAIT
+    buf = fresh()
+    buf.offer(words(11), 10.5, started_at=8.0, ended_at=10.0)
+    buf.take(10.5)
+    decision = buf.offer(words(4), 17.0, started_at=15.01, ended_at=16.0)
+    assert decision.reason is TriggerReason.RESUME

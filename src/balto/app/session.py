@@ -233,7 +233,9 @@ class CounterSession:
             if await self._emit(event):
                 interaction.ts_trans_sent = clock.now()
         before = self._buffer.pending_text
-        decision = self._buffer.offer(text, clock.now(), speaker_label)
+        decision = self._buffer.offer(
+            text, clock.now(), speaker_label, started_at=segment.first_received_at, ended_at=segment.last_received_at
+        )
         interaction.buffer_acao = _describe(decision)
         if decision.action is BufferAction.DISCARD:
             interaction.transcricao_completa = f"{before} {text}".strip()

@@ -45,13 +45,15 @@ class ConversationBuffer:
     """Accumulates transcribed text and decides when it is sent to the LLM (spec section 2.4).
 
     Times are seconds on any monotonic scale, passed in by the caller (no clock is read here).
+    Silence is acoustic: the caller says when each utterance started and ended (when its audio
+    arrived), so a slow transcription does not look like a pause.
 
     `offer(text, now)` appends a line and evaluates, in this order:
 
-    3. Long gap: the silence before this text (since the previous text, or since the buffer was
-       created when there was none) is more than `long_gap_s` (45 s) and the pending text, this line
-       included, has at most `long_gap_max_words` (2) words: the pending text is discarded. A stray
-       "Ok" after the conversation never reaches the LLM.
+    3. Long gap: the silence before this text (from the end of the previous utterance to the start
+       of this one, or from the buffer's creation when there was none) is more than `long_gap_s`
+       (45 s) and the pending text, this line included, has at most `long_gap_max_words` (2) words:
+       the pending text is discarded. A stray "Ok" after the conversation never reaches the LLM.
     4. Resume: the silence before this text is more than `resume_gap_s` (5 s) and the pending text
        has more than `resume_min_words` (3) words: fire at once, a new topic has started.
     1. Accumulation: more than `max_words` (10) pending words: fire.
@@ -80,7 +82,7 @@ class ConversationBuffer:
     created_at: float = 0.0
     pending: list[BufferLine] = field(default_factory=list)
     last_send_at: float | None = None
-    last_text_at: float | None = None
+    last_speech_end: float | None = None
 
     @property
     def pending_words(self) -> int:
@@ -90,13 +92,21 @@ class ConversationBuffer:
     def pending_text(self) -> str:
         return " ".join(line.text for line in self.pending)
 
-    def offer(self, text: str, now: float, speaker: str | None = None) -> BufferDecision:
+    def offer(
+        self,
+        text: str,
+        now: float,
+        speaker: str | None = None,
+        started_at: float | None = None,
+        ended_at: float | None = None,
+    ) -> BufferDecision:
+        """Add an utterance transcribed at `now`, spoken from `started_at` to `ended_at` (default `now`)."""
         text = text.strip()
-        previous = self.last_text_at if self.last_text_at is not None else self.created_at
-        silence = now - previous
         if not text:
             return self.tick(now)
-        self.last_text_at = now
+        previous = self.last_speech_end if self.last_speech_end is not None else self.created_at
+        silence = (now if started_at is None else started_at) - previous
+        self.last_speech_end = max(previous, now if ended_at is None else ended_at)
         self.pending.append(BufferLine(text, now, speaker))
         words = self.pending_words
         if silence > self.long_gap_s and words <= self.long_gap_max_words:
