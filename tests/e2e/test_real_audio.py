@@ -17,7 +17,7 @@ AUDIO = real_audio_dir()
 @pytest.mark.skipif(AUDIO is None, reason="../shared/audio (or BALTO_REAL_AUDIO_DIR) is not present on this machine")
 async def test_live_wer_on_real_speech_with_cafe_noise_at_20db(server, openai_stub, tmp_path):
     assert AUDIO is not None
-    conversation = build_conversation(AUDIO, seed=7, noise="blanket_coffee-shop.wav", snr_db=20.0)
+    conversation = build_conversation(seed=7, source="real", noise="blanket_coffee-shop.wav", snr_db=20.0)
     path = write_wav(tmp_path / "conversa.wav", conversation.pcm)
     messages = await replay(path, server.key, server.url, speed=0)
     heard = " ".join(m["texto"] for m in messages if m.get("comando") == "transcricao")

@@ -49,9 +49,18 @@ def test_bad_vad_settings_are_a_4422():
     assert info.value.close_code == 4422 and "min_energy" in info.value.mensagem
 
 
-def test_only_raw_pcm_16k_mono_in_this_version():
-    assert audio_format(parse_handshake('{"api_key": "k"}')).format == "pcm_s16le"
-    for audio in ({"format": "mp3"}, {"format": "pcm_s16le", "sample_rate": 48000}):
+def test_audio_formats():
+    assert audio_format(parse_handshake('{"api_key": "k"}')).format == "auto"  # sniffed from the bytes
+    pcm = audio_format(
+        parse_handshake('{"api_key": "k", "audio": {"format": "pcm_s16le", "sample_rate": 48000, "channels": 2}}')
+    )
+    assert (pcm.format, pcm.sample_rate, pcm.channels) == ("pcm_s16le", 48000, 2)
+    assert audio_format(parse_handshake('{"api_key": "k", "audio": {"format": "webm"}}')).format == "webm"
+    for audio in (
+        {"format": "mp3"},
+        {"format": "pcm_s16le", "sample_rate": 4000},
+        {"format": "pcm_s16le", "channels": 9},
+    ):
         with pytest.raises(ProtocolError) as info:
             audio_format(parse_handshake(json.dumps({"api_key": "k", "audio": audio})))
         assert info.value.close_code == 4415

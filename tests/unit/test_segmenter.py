@@ -10,10 +10,12 @@ SYLLABLE = (1.0, 1.4, 0.85, 1.25, 0.25)
 def frames(pattern: str, loud: int = 3000, quiet: int = 0, flat: bool = False) -> list[tuple[np.ndarray, bool]]:
     """'s' = a speech frame (voiced, loud, following a syllable envelope), '.' = silence; 30 ms each."""
     out = []
+    # A 500 Hz tone (a whole number of periods per frame) at the given RMS: energy where voices have it.
+    wave = np.sqrt(2) * np.sin(2 * np.pi * 500 * np.arange(FRAME_SAMPLES) / 16_000)
     for i, ch in enumerate(pattern):
         gain = 1.0 if flat else SYLLABLE[i % len(SYLLABLE)]
-        level = int(loud * gain) if ch == "s" else quiet
-        out.append((np.full(FRAME_SAMPLES, level, dtype=np.int16), ch == "s"))
+        level = loud * gain if ch == "s" else quiet
+        out.append((np.round(wave * level).astype(np.int16), ch == "s"))
     return out
 
 
@@ -29,7 +31,9 @@ def run(segmenter: Segmenter, pattern: str, **kw):
     return segments
 
 
-CONFIG = SegmenterConfig(pre_roll_ms=90, hang_over_ms=150, min_speech_ms=150, max_segment_ms=3000, start_frames=3)
+CONFIG = SegmenterConfig(
+    pre_roll_ms=90, hang_over_ms=150, min_speech_ms=150, max_segment_ms=3000, start_frames=3, warmup_ms=0
+)
 
 
 def test_a_sentence_becomes_one_segment_with_pre_roll_and_short_tail():
@@ -71,7 +75,8 @@ def test_monologue_is_cut_at_max_segment():
 def test_receive_times_follow_the_frames():
     seg = Segmenter(config=CONFIG)
     (segment,) = run(seg, "." * 10 + "s" * 20 + "." * 10)
-    assert segment.first_received_at == 1000.0 + 7 * 0.03
+    assert segment.first_received_at == 1000.0 + 10 * 0.03  # the first speech frame's bytes
+    assert (segment.speech_start_s, round(segment.speech_end_s, 3)) == (0.3, 0.9)
     assert segment.last_received_at > segment.first_received_at
 
 
@@ -88,6 +93,12 @@ def test_noise_floor_follows_the_room_and_threshold_multiplier_applies_to_it():
     seg = Segmenter(policy=VadPolicy(threshold_multiplier=1.5), config=CONFIG)
     segments = run(seg, "s" * 200, loud=1000, flat=True)
     assert sum(s.duration_s for s in segments) < 0.5  # only the first frames, before the floor learns
+
+
+def test_no_segment_opens_while_the_floor_is_warming_up():
+    config = SegmenterConfig(pre_roll_ms=90, hang_over_ms=150, min_speech_ms=150, warmup_ms=300)
+    (segment,) = run(Segmenter(config=config), "s" * 30 + "." * 10)
+    assert segment.speech_start_s == 0.3  # the first 10 frames only fed the floor
 
 
 def test_noise_floor_is_a_low_percentile_of_recent_frames():

@@ -15,11 +15,13 @@ from dependency_injector import containers, providers
 from balto.adapters import migrations
 from balto.adapters.embedded_postgres import EmbeddedPostgres, create_database_if_missing
 from balto.adapters.faster_whisper import WhisperTranscriber, load_whisper_model
+from balto.adapters.ffmpeg import FfmpegDecoder
+from balto.adapters.noisereduce_cleaner import NoiseReduceCleaner
 from balto.adapters.openai_llm import XAI_BASE_URL, OpenAICompatibleRecommender
-from balto.adapters.pcm import RawPcmDecoder
 from balto.adapters.postgres import PostgresApiKeyRepository, PostgresInteractionRepository, create_engine
 from balto.adapters.system import SystemClock
 from balto.adapters.webrtc_vad import WebRtcSpeechDetector
+from balto.app.decoding import AutoDecoder
 from balto.app.session import PipelineDeps
 from balto.app.settings import LlmSettings, Settings
 
@@ -150,7 +152,13 @@ class Container(containers.DeclarativeContainer):
     )
 
     speech_detector = providers.Factory(WebRtcSpeechDetector, aggressiveness=settings.provided.vad_aggressiveness)
-    decoder = providers.Factory(RawPcmDecoder)
+    container_decoder = providers.Factory(FfmpegDecoder)
+    decoder = providers.Factory(AutoDecoder, container_decoder=container_decoder.provider)
+    cleaner = providers.Selector(
+        providers.Callable(lambda s: s.audio_cleaner, settings),
+        on=providers.Singleton(NoiseReduceCleaner),
+        off=providers.Object(None),
+    )
 
     pipeline = providers.Singleton(
         PipelineDeps,
@@ -160,6 +168,7 @@ class Container(containers.DeclarativeContainer):
         new_detector=speech_detector.provider,
         new_decoder=decoder.provider,
         recommender=recommender,
+        cleaner=cleaner,
         segmenter_config=settings.provided.segmenter,
         language=settings.provided.stt_language,
     )

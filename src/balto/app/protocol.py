@@ -14,7 +14,7 @@ from balto.domain.vad import VadPolicy, VadSettingsError
 
 
 class AudioSpec(msgspec.Struct, forbid_unknown_fields=True):
-    format: str = "pcm_s16le"
+    format: str = "auto"
     sample_rate: int = 16_000
     channels: int = 1
 
@@ -127,7 +127,7 @@ def effective_policy(defaults: VadPolicy, handshake: Handshake) -> VadPolicy:
         raise ProtocolError(CloseCode.VAD_SETTINGS_INVALID, "vad_settings_invalidas", str(exc)) from None
 
 
-SUPPORTED_FORMATS = ("pcm_s16le",)
+SUPPORTED_FORMATS = ("auto", "pcm_s16le", "webm", "ogg", "wav")
 
 
 def audio_format(handshake: Handshake) -> AudioFormat:
@@ -138,11 +138,11 @@ def audio_format(handshake: Handshake) -> AudioFormat:
             "formato_audio_nao_suportado",
             f"formato de áudio {spec.format!r} não suportado; use um de: {', '.join(SUPPORTED_FORMATS)}",
         )
-    if spec.sample_rate != 16_000 or spec.channels != 1:
+    if spec.format == "pcm_s16le" and not (8_000 <= spec.sample_rate <= 192_000 and 1 <= spec.channels <= 8):
         raise ProtocolError(
             CloseCode.AUDIO_FORMAT_INVALID,
             "formato_audio_nao_suportado",
-            "PCM bruto deve ser 16000 Hz mono nesta versão",
+            f"PCM de {spec.sample_rate} Hz com {spec.channels} canais não é suportado (8000-192000 Hz, 1-8 canais)",
         )
     return AudioFormat(spec.format, spec.sample_rate, spec.channels)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -32,6 +33,54 @@ def read_wav_16k_mono(path: Path) -> np.ndarray:
     return np.clip(np.round(samples), -32768, 32767).astype(np.int16)
 
 
+async def stream(
+    pieces: list[bytes],
+    api_key: str,
+    url: str = "ws://127.0.0.1:8000/ws",
+    interval_s: float = 0.1,
+    handshake_extra: dict[str, Any] | None = None,
+    on_message: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Send the handshake, then each piece `interval_s` apart (0: as fast as possible), then `fim`.
+
+    Returns every message the server sent, in order, once it has closed the connection.
+    """
+    import websockets
+
+    messages: list[dict[str, Any]] = []
+    handshake: dict[str, Any] = {"api_key": api_key, "transcricao": True, **(handshake_extra or {})}
+
+    def got(raw: str | bytes) -> None:
+        message = json.loads(raw)
+        messages.append(message)
+        if on_message:
+            on_message(message)
+
+    async with websockets.connect(url, max_size=None) as ws:
+        await ws.send(json.dumps(handshake))
+        got(await ws.recv())
+        if messages[0].get("comando") != "conectado":
+            return messages
+
+        async def reader() -> None:
+            with contextlib.suppress(websockets.ConnectionClosed):
+                async for raw in ws:
+                    got(raw)
+
+        reading = asyncio.create_task(reader())
+        started = time.monotonic()
+        try:
+            for index, piece in enumerate(pieces):
+                await ws.send(piece)
+                if interval_s > 0:
+                    await asyncio.sleep(max(0.0, started + (index + 1) * interval_s - time.monotonic()))
+            await ws.send(json.dumps({"comando": "fim"}))
+        except websockets.ConnectionClosed:
+            pass  # the server ended the connection (e.g. an erro frame); the reader has its messages
+        await reading
+    return messages
+
+
 async def replay(
     path: Path,
     api_key: str,
@@ -43,45 +92,39 @@ async def replay(
 ) -> list[dict[str, Any]]:
     """Stream `path` at `speed` x real time (0 = as fast as possible), then ask the server to finish.
 
-    Returns every message the server sent, in order. A second of silence follows the file so the
-    VAD sees the end of the last sentence, as it would at a real counter.
+    A WAV file goes as raw PCM in 100 ms frames, followed by a second of silence so the VAD sees the
+    end of the last sentence, as it would at a real counter. Any other file (WebM/Opus, Ogg) goes as
+    it is, in pieces of about 250 ms, and the server sniffs its format.
     """
-    import websockets
+    extra: dict[str, Any] = {"vad_settings": vad_settings} if vad_settings else {}
+    if path.suffix.lower() == ".wav":
+        pcm = await asyncio.to_thread(read_wav_16k_mono, path)
+        pcm = np.concatenate([pcm, np.zeros(int(16_000 * tail_silence_s), dtype=np.int16)])
+        step = 16_000 * CHUNK_MS // 1000
+        pieces = [pcm[offset : offset + step].tobytes() for offset in range(0, pcm.size, step)]
+        interval = CHUNK_MS / 1000 / speed if speed > 0 else 0.0
+    else:
+        data = await asyncio.to_thread(path.read_bytes)
+        duration = await asyncio.to_thread(_duration_s, path)
+        count = max(1, round(duration / 0.25))
+        size = -(-len(data) // count)
+        pieces = [data[i : i + size] for i in range(0, len(data), size)]
+        interval = duration / len(pieces) / speed if speed > 0 else 0.0
+    return await stream(pieces, api_key, url, interval, extra, on_message)
 
-    pcm = read_wav_16k_mono(path)
-    pcm = np.concatenate([pcm, np.zeros(int(16_000 * tail_silence_s), dtype=np.int16)])
-    step = 16_000 * CHUNK_MS // 1000
-    messages: list[dict[str, Any]] = []
-    handshake: dict[str, Any] = {"api_key": api_key, "transcricao": True}
-    if vad_settings:
-        handshake["vad_settings"] = vad_settings
 
-    async with websockets.connect(url, max_size=None) as ws:
-        await ws.send(json.dumps(handshake))
-        first = json.loads(await ws.recv())
-        messages.append(first)
-        if on_message:
-            on_message(first)
-        if first.get("comando") != "conectado":
-            return messages
+def _duration_s(path: Path) -> float:
+    """Duration of any audio file, by decoding it once with the bundled ffmpeg."""
+    import subprocess
 
-        async def reader() -> None:
-            async for raw in ws:
-                message = json.loads(raw)
-                messages.append(message)
-                if on_message:
-                    on_message(message)
+    from balto.adapters.ffmpeg import ffmpeg_exe
 
-        reading = asyncio.create_task(reader())
-        started = time.monotonic()
-        for index, offset in enumerate(range(0, pcm.size, step)):
-            await ws.send(pcm[offset : offset + step].tobytes())
-            if speed > 0:
-                due = started + (index + 1) * CHUNK_MS / 1000 / speed
-                await asyncio.sleep(max(0.0, due - time.monotonic()))
-        await ws.send(json.dumps({"comando": "fim"}))
-        await reading
-    return messages
+    decoded = subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "s16le", "-ac", "1", "-ar", "16000", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    return len(decoded) / 32_000
 
 
 def main(path: Path, api_key: str, url: str, speed: float) -> int:

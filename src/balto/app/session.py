@@ -120,6 +120,7 @@ class CounterSession:
         self.connected = True
         self.stored = 0
         self.error: DecodeError | None = None
+        self.failed = asyncio.Event()  # set when the audio cannot be decoded; the connection must end
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -131,12 +132,23 @@ class CounterSession:
         self._ticker = asyncio.create_task(self._tick_loop(), name=f"ticker-{self.conexao_id}")
 
     async def feed(self, data: bytes) -> None:
-        await self._decoder.write(data, self._deps.clock.now())
+        """Hand a binary frame to the decoder; raises DecodeError when the stream is undecodable."""
+        if self.error is not None:
+            raise self.error
+        try:
+            await self._decoder.write(data, self._deps.clock.now())
+        except DecodeError as exc:
+            self._fail(exc)
+            raise
 
     async def finish(self) -> None:
         """End of input: process everything already received, wait for the LLM, store every row."""
         self._finishing = True
-        await self._decoder.finish()
+        try:
+            await self._decoder.finish()
+        except DecodeError as exc:
+            self._fail(exc)
+            await self._decoder.aclose()
         try:
             await asyncio.gather(*self._tasks)
         finally:
@@ -148,6 +160,12 @@ class CounterSession:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._ticker
             await self._decoder.aclose()
+
+    def _fail(self, exc: DecodeError) -> None:
+        if self.error is None:
+            self.error = exc
+            log.warning("decode error on %s: %s", self.conexao_id, exc.message)
+        self.failed.set()
 
     def client_gone(self) -> None:
         """The client disconnected: keep processing what arrived, but send nothing more."""
@@ -166,8 +184,6 @@ class CounterSession:
         try:
             async for chunk in self._decoder.chunks():
                 samples = chunk.samples
-                if self._deps.cleaner is not None:
-                    samples = self._deps.cleaner.clean(samples)
                 pcm = np.concatenate([self._carry, samples]) if self._carry.size else samples
                 usable = pcm.size - pcm.size % FRAME_SAMPLES
                 self._carry = pcm[usable:]
@@ -178,8 +194,7 @@ class CounterSession:
                     if segment is not None:
                         await self._segments.put(_ClosedSegment(segment, self._deps.clock.now()))
         except DecodeError as exc:
-            self.error = exc
-            log.warning("decode error on %s: %s", self.conexao_id, exc.message)
+            self._fail(exc)
         finally:
             segment = self._segmenter.flush()
             if segment is not None:
@@ -229,7 +244,7 @@ class CounterSession:
             await self._store(interaction)
             return
         if self.want_transcripts:
-            event = TranscriptEvent(interaction.uuid, text, segment.start_s, segment.end_s, speaker_label)
+            event = TranscriptEvent(interaction.uuid, text, segment.speech_start_s, segment.speech_end_s, speaker_label)
             if await self._emit(event):
                 interaction.ts_trans_sent = clock.now()
         before = self._buffer.pending_text
@@ -254,9 +269,16 @@ class CounterSession:
             await self._store(interaction)
 
     async def _transcribe(self, segment: SpeechSegment) -> Transcript:
-        transcriber = self._deps.transcriber
+        transcriber, pcm = self._deps.transcriber, segment.pcm
+        if self._deps.cleaner is not None:
+            # Only the speech the VAD hands on is cleaned (docs/audio-frontend.md has the numbers);
+            # spectral gating costs tens of ms per segment, so it runs off the event loop.
+            try:
+                pcm = await asyncio.to_thread(self._deps.cleaner.clean, pcm)
+            except Exception:
+                log.exception("audio cleaner failed on %s; transcribing the raw segment", self.conexao_id)
         try:
-            return await transcriber.transcribe(segment.pcm, self._deps.language)
+            return await transcriber.transcribe(pcm, self._deps.language)
         except TranscriptionError as exc:
             log.warning("transcription failed on %s: %s", self.conexao_id, exc)
         except Exception:

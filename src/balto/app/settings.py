@@ -85,6 +85,7 @@ class Settings:
     vad: VadPolicy = field(default_factory=VadPolicy)
     vad_aggressiveness: int = 2
     segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
+    audio_cleaner: str = "on"  # on | off
     stt_model: str = "base"
     stt_language: str | None = "pt"
     stt_compute_type: str = "int8"
@@ -120,6 +121,9 @@ class Settings:
             min_speech_ms=_int(env, "VAD_MIN_SPEECH_MS", defaults.min_speech_ms, 0),
             max_segment_ms=_int(env, "VAD_MAX_SEGMENT_MS", defaults.max_segment_ms, 1000),
         )
+        cleaner = (_get(env, "AUDIO_CLEANER") or "on").lower()
+        if cleaner not in ("on", "off"):
+            raise SettingsError(f"AUDIO_CLEANER must be on or off, got {cleaner!r}")
         language = _get(env, "STT_LANGUAGE") or "pt"
         data_dir = Path(_get(env, "BALTO_DATA_DIR") or ".balto")
         cache = _get(env, "BALTO_MODEL_CACHE")
@@ -133,6 +137,7 @@ class Settings:
             vad=vad,
             vad_aggressiveness=aggressiveness,
             segmenter=segmenter,
+            audio_cleaner=cleaner,
             stt_model=_get(env, "STT_MODEL") or "base",
             stt_language=None if language == "auto" else language,
             stt_compute_type=_get(env, "STT_COMPUTE_TYPE") or "int8",

@@ -35,6 +35,7 @@ from balto.app.protocol import (
 from balto.app.session import CounterSession, PipelineDeps, RecommendationEvent, SessionEvent, TranscriptEvent
 from balto.app.settings import Settings
 from balto.domain.keys import ApiKey
+from balto.ports.audio import DecodeError
 from balto.ports.storage import ApiKeyRepository
 
 log = logging.getLogger(__name__)
@@ -130,9 +131,15 @@ class CounterHub:
         self.sessions[session.conexao_id] = session
         session.start()
         graceful = False
+        failure = asyncio.create_task(session.failed.wait())
         try:
             while True:
-                message = await socket.receive()
+                receiving = asyncio.ensure_future(socket.receive())
+                await asyncio.wait((receiving, failure), return_when=asyncio.FIRST_COMPLETED)
+                if not receiving.done():
+                    receiving.cancel()
+                    raise session.error or DecodeError("audio_invalido", "áudio inválido")
+                message = receiving.result()
                 if message["type"] == "websocket.disconnect":
                     session.client_gone()
                     break
@@ -153,19 +160,30 @@ class CounterHub:
                     )
         except WebSocketDisconnect:
             session.client_gone()
+        except DecodeError as exc:
+            # Undecodable audio: say why, close, but keep what was already processed.
+            with contextlib.suppress(Exception):
+                await client.send(Erro(exc.code, exc.message))
+            await client.close(CloseCode.AUDIO_FORMAT_INVALID, exc.code)
+            session.client_gone()
         except Exception:
             log.exception("connection %s failed", session.conexao_id)
             session.client_gone()
             await client.close(CloseCode.INTERNAL_ERROR, "erro_interno")
         finally:
+            failure.cancel()
             try:
                 await session.finish()
             finally:
                 self.sessions.pop(session.conexao_id, None)
         if graceful and session.connected:
+            error = session.error
             with contextlib.suppress(Exception):
-                await client.send(Encerrado(interacoes=session.stored))
-            await client.close(CloseCode.NORMAL)
+                # The decoder may only find out at the end of the stream that it was not audio.
+                await client.send(Erro(error.code, error.message) if error else Encerrado(interacoes=session.stored))
+            await client.close(
+                CloseCode.AUDIO_FORMAT_INVALID if error else CloseCode.NORMAL, error.code if error else ""
+            )
         log.info("connection %s closed after %d interactions", session.conexao_id, session.stored)
 
 

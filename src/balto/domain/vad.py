@@ -69,9 +69,33 @@ class VadPolicy:
                 values[key] = _number(key, overrides[key], lo, hi)
         return VadPolicy(**values)
 
-    def passes_energy(self, rms: float, noise_floor: float) -> bool:
-        """The energy half of the speech decision; the detector supplies the other half."""
-        return rms > self.min_energy and rms > self.threshold_multiplier * noise_floor
+    def passes_energy(self, rms: float, noise_floor: float, level: float | None = None) -> bool:
+        """The energy half of the speech decision; the detector supplies the other half.
+
+        `rms` is compared with `min_energy`; `level` (default `rms`), measured the same way as the
+        noise floor, must exceed `threshold_multiplier` times it.
+        """
+        level = rms if level is None else level
+        return rms > self.min_energy and level > self.threshold_multiplier * noise_floor
+
+
+PRE_EMPHASIS = 0.97
+
+
+def pre_emphasis_rms(frame: np.ndarray, previous_sample: float) -> float:
+    """RMS after a first-order high-pass (y[n] = x[n] - 0.97 x[n-1]).
+
+    Room rumble (traffic, ventilation, pink-like noise) puts its energy below 100 Hz, where 30 ms
+    frames fluctuate by 3x from one frame to the next; tracking the floor on the emphasised signal
+    keeps that from passing for speech, while voices keep their energy above 300 Hz.
+    """
+    if frame.size == 0:
+        return 0.0
+    samples = frame.astype(np.float64)
+    emphasised = np.empty_like(samples)
+    emphasised[0] = samples[0] - PRE_EMPHASIS * previous_sample
+    emphasised[1:] = samples[1:] - PRE_EMPHASIS * samples[:-1]
+    return float(np.sqrt(np.mean(emphasised * emphasised)))
 
 
 def frame_rms(frame: np.ndarray) -> float:
@@ -123,6 +147,7 @@ class SegmenterConfig:
     min_speech_ms: int = 240
     max_segment_ms: int = 15_000
     start_frames: int = 3  # consecutive speech frames that open a segment (debounces single blips)
+    warmup_ms: int = 240  # no segment opens before the noise floor has seen this much audio
 
     def frames(self, ms: int) -> int:
         return max(1, ms // FRAME_MS)
@@ -132,8 +157,10 @@ class SegmenterConfig:
 class SpeechSegment:
     """A span of speech cut by the segmenter.
 
-    `start_s`/`end_s` are seconds of audio since the stream began; `first_received_at` and
-    `last_received_at` are wall-clock times at which the bytes of its first and last frame arrived.
+    `start_s`/`end_s` bound the audio handed on (pre-roll and a short tail included), in seconds of
+    audio since the stream began; `speech_start_s`/`speech_end_s` bound the frames judged speech.
+    `first_received_at` and `last_received_at` are the wall-clock arrival times of the bytes of the
+    first and last speech frames.
     """
 
     pcm: np.ndarray
@@ -143,6 +170,8 @@ class SpeechSegment:
     last_received_at: float
     speech_frames: int = 0
     forced_cut: bool = False
+    speech_start_s: float = 0.0
+    speech_end_s: float = 0.0
 
     @property
     def duration_s(self) -> float:
@@ -181,14 +210,20 @@ class Segmenter:
         self._silence_run = 0
         self._speech_frames = 0
         self._frame_index = 0
+        self._previous_sample = 0.0
+        self._warmup = self.config.frames(self.config.warmup_ms) if self.config.warmup_ms else 0
         self.last_rms = 0.0
 
     def push(self, frame: np.ndarray, voiced: bool, received_at: float) -> SpeechSegment | None:
         """Feed one frame of FRAME_SAMPLES int16 samples with the detector's verdict."""
         rms = frame_rms(frame)
+        level = pre_emphasis_rms(frame, self._previous_sample)
+        self._previous_sample = float(frame[-1]) if frame.size else self._previous_sample
         self.last_rms = rms
-        speech = voiced and self.policy.passes_energy(rms, self.noise_floor.level)
-        self.noise_floor.update(rms)
+        # Until the floor has seen some of the room, a loud background would look like speech.
+        warming_up = self._frame_index < self._warmup
+        speech = voiced and not warming_up and self.policy.passes_energy(rms, self.noise_floor.level, level)
+        self.noise_floor.update(level)
         item = _Frame(frame, self._frame_index, received_at, speech)
         self._frame_index += 1
         if not self._active:
@@ -241,12 +276,16 @@ class Segmenter:
         if speech_frames * FRAME_MS < self.config.min_speech_ms:
             return None
         first, last = trimmed[0], trimmed[-1]
+        voiced = [f for f in trimmed if f.speech]
+        first_speech, last_speech = (voiced[0], voiced[-1]) if voiced else (first, last)
         return SpeechSegment(
             pcm=np.concatenate([f.pcm for f in trimmed]),
             start_s=first.index * FRAME_MS / 1000,
             end_s=(last.index + 1) * FRAME_MS / 1000,
-            first_received_at=first.received_at,
-            last_received_at=last.received_at,
+            first_received_at=first_speech.received_at,
+            last_received_at=last_speech.received_at,
             speech_frames=speech_frames,
             forced_cut=forced,
+            speech_start_s=first_speech.index * FRAME_MS / 1000,
+            speech_end_s=(last_speech.index + 1) * FRAME_MS / 1000,
         )

@@ -1,0 +1,1 @@
+"""Benchmarks and measurements, runnable from the repository (`make bench-frontend`, ...)."""
