@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test install lint fixtures clean
+.PHONY: run test install lint fixtures clean bench-frontend bench-cleaner bench-vad
 
 $(BIN)/balto: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,18 @@ lint: install
 # Regenerates the committed speech fixtures (needs espeak-ng and sox; tests never do).
 fixtures:
 	$(BIN)/python tests/fixtures/make_fixtures.py
+
+# Front-end cost: decode + VAD CPU-seconds per audio-second per stream, and memory per connection.
+bench-frontend: install
+	$(BIN)/python -m bench.frontend --streams 8 --seconds 120 --speed 4 --cleaner --json docs/measurements/frontend.json
+
+# Where to run the noise reduction: CPU, VAD decisions and WER at 20/10/5 dB SNR.
+bench-cleaner: install
+	$(BIN)/python -m bench.cleaner --seeds 1 2 --noise blanket_coffee-shop.wav blanket_city.wav --variants off chunks segments
+
+# Segmenter timing (pre-roll, hang-over, minimum) by WER and segment count.
+bench-vad: install
+	$(BIN)/python -m bench.vad_params --json docs/measurements/vad_params.json
 
 clean:
 	rm -rf $(VENV) .balto .pytest_cache

@@ -69,13 +69,12 @@ async def run_stream(pieces: list[bytes], fmt: str, speed: float, cleaner: Noise
             pcm = np.concatenate([carry, chunk.samples]) if carry.size else chunk.samples
             usable = pcm.size - pcm.size % FRAME_SAMPLES
             carry = pcm[usable:]
-            for offset in range(0, usable, FRAME_SAMPLES):
-                frame = pcm[offset : offset + FRAME_SAMPLES]
-                seg = segmenter.push(frame, detector.is_voiced(frame), chunk.received_at)
-                if seg is not None:
-                    segments += 1
-                    if cleaner is not None:
-                        cleaner.clean(seg.pcm)
+            whole = pcm[:usable]
+            voiced = [detector.is_voiced(whole[i : i + FRAME_SAMPLES]) for i in range(0, usable, FRAME_SAMPLES)]
+            for seg in segmenter.push_many(whole, voiced, chunk.received_at):
+                segments += 1
+                if cleaner is not None:
+                    cleaner.clean(seg.pcm)
 
     consumer = asyncio.create_task(consume())
     started = time.monotonic()

@@ -187,12 +187,15 @@ class CounterSession:
                 pcm = np.concatenate([self._carry, samples]) if self._carry.size else samples
                 usable = pcm.size - pcm.size % FRAME_SAMPLES
                 self._carry = pcm[usable:]
-                for offset in range(0, usable, FRAME_SAMPLES):
-                    frame = pcm[offset : offset + FRAME_SAMPLES]
-                    voiced = self._detector.is_voiced(frame)
-                    segment = self._segmenter.push(frame, voiced, chunk.received_at)
-                    if segment is not None:
-                        await self._segments.put(_ClosedSegment(segment, self._deps.clock.now()))
+                if not usable:
+                    continue
+                whole = pcm[:usable]
+                voiced = [
+                    self._detector.is_voiced(whole[offset : offset + FRAME_SAMPLES])
+                    for offset in range(0, usable, FRAME_SAMPLES)
+                ]
+                for segment in self._segmenter.push_many(whole, voiced, chunk.received_at):
+                    await self._segments.put(_ClosedSegment(segment, self._deps.clock.now()))
         except DecodeError as exc:
             self._fail(exc)
         finally:
