@@ -7,6 +7,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
+from functools import lru_cache
 
 from balto.domain.interaction import Suggestion
 
@@ -26,7 +27,7 @@ STOPWORDS = frozenset(
     "com se ao aos me te lhe la lo".split()
 )
 
-_NON_WORD = re.compile(r"[\W_]+")
+_NON_WORD = re.compile(r"[^a-z0-9]+")  # applied after accents are gone and the text is lower case
 
 
 class PlaybookError(ValueError):
@@ -34,7 +35,9 @@ class PlaybookError(ValueError):
 
 
 def _strip_accents(text: str) -> str:
-    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    # NFKD splits "ç" into "c" + a combining cedilla; dropping what is not ASCII drops the accents (and
+    # symbols such as "°", which are not words anyway). Done in C: this runs on every transcript.
+    return text if text.isascii() else unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
 
 
 def fold(text: str) -> str:
@@ -43,7 +46,7 @@ def fold(text: str) -> str:
     "Dor de CABEÇA!" and "dor de cabeca" fold to the same string, so rules are accent- and
     case-insensitive and punctuation from the transcriber never gets in the way.
     """
-    return " ".join(_NON_WORD.sub(" ", _strip_accents(text).casefold()).split())
+    return " ".join(_NON_WORD.sub(" ", _strip_accents(text).lower()).split())
 
 
 def may_be(speaker: str | None, role: str) -> bool:
@@ -70,7 +73,7 @@ class PlaybookRule:
     patterns: tuple[str, ...] = ()
     role: str | None = None
     cooldown_s: float | None = None  # None: the playbook's default
-    _folded: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _padded: tuple[str, ...] = field(init=False, repr=False, compare=False)
     _compiled: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -99,24 +102,31 @@ class PlaybookRule:
                 compiled.append(re.compile(_strip_accents(pattern), re.IGNORECASE))
             except re.error as exc:
                 raise PlaybookError(f"{where}: invalid regular expression {pattern!r}: {exc}") from None
-        object.__setattr__(self, "_folded", folded)
+        # Folded text has single spaces between words, so " phrase " inside " text " is a whole-word match.
+        object.__setattr__(self, "_padded", tuple(f" {p} " for p in folded))
         object.__setattr__(self, "_compiled", tuple(compiled))
 
     def matches(self, folded_text: str, speaker: str | None = None) -> bool:
-        """`folded_text` must come from `fold` (done once per utterance, not once per rule)."""
+        """`folded_text` comes from `fold`, done once per utterance rather than once per rule."""
         if self.role is not None and not may_be(speaker, self.role):
             return False
         padded = f" {folded_text} "
-        return any(f" {p} " in padded for p in self._folded) or any(r.search(folded_text) for r in self._compiled)
+        for phrase in self._padded:
+            if phrase in padded:
+                return True
+        return any(r.search(folded_text) for r in self._compiled)
 
 
+@lru_cache(maxsize=65_536)
 def _similarity(a: str, b: str) -> float:
+    """difflib's ratio, or 0.0 when it cannot reach TOKEN_MATCH. Counter talk repeats the same words
+    all day, so pairs are cached; the cheap upper bounds rule out most pairs before the real ratio."""
     if a == b:
         return 1.0
-    # difflib's ratio is 2*M/T; it cannot exceed 2*min/T, so most pairs are ruled out without matching.
-    if 2 * min(len(a), len(b)) / (len(a) + len(b)) < TOKEN_MATCH:
+    matcher = SequenceMatcher(None, a, b)
+    if matcher.real_quick_ratio() < TOKEN_MATCH or matcher.quick_ratio() < TOKEN_MATCH:
         return 0.0
-    return SequenceMatcher(None, a, b).ratio()
+    return matcher.ratio()
 
 
 def phrase_score(phrase_words: tuple[str, ...], heard_words: tuple[str, ...]) -> float:
@@ -130,7 +140,7 @@ def phrase_score(phrase_words: tuple[str, ...], heard_words: tuple[str, ...]) ->
     content = tuple(w for w in phrase_words if w not in STOPWORDS) or phrase_words
     if not content or not heard_words:
         return 0.0
-    heard = set(heard_words)
+    heard = frozenset(heard_words)
     total = 0.0
     for word in content:
         best = 1.0 if word in heard else max(_similarity(word, h) for h in heard)
@@ -224,25 +234,27 @@ class Playbook:
         now: float | None = None,
         cooldowns: RuleCooldowns | None = None,
         already_shown: tuple[str, ...] | list[str] = (),
+        limit: int | None = None,
     ) -> tuple[Suggestion, ...]:
-        """The suggestions to show for one utterance, at most `max_suggestions`.
+        """The suggestions to show for one utterance, at most `limit` (default `max_suggestions`).
 
         A matching rule is skipped while in its cool-down (when `now` and `cooldowns` are given);
         suggestions already shown in this conversation are never repeated (compared folded); a rule
         whose suggestions were all shown, or that did not fit in the card, does not count as fired, so
         its cool-down does not start.
         """
+        limit = self.max_suggestions if limit is None else limit
         shown = {fold(s) for s in already_shown}
         picked: list[Suggestion] = []
         for rule in self.match(text, speaker):
-            if len(picked) >= self.max_suggestions:
+            if len(picked) >= limit:
                 break
             if now is not None and cooldowns is not None and not cooldowns.ready(rule.id, self.cooldown_for(rule), now):
                 continue
             fresh = []
             for suggestion in rule.suggestions:
                 key = fold(suggestion)
-                if key not in shown and len(picked) + len(fresh) < self.max_suggestions:
+                if key not in shown and len(picked) + len(fresh) < limit:
                     shown.add(key)
                     fresh.append(Suggestion(suggestion, source="playbook", rule=rule.id))
             if not fresh:
