@@ -93,6 +93,8 @@ def test_cards_are_admitted_once_per_conversation():
     conversation = Conversation.start(0.0)
     first = (Suggestion("Ofereça água"), Suggestion("Pergunte a idade", source="playbook", rule="r"))
     assert conversation.admit(first) == first
-    assert conversation.admit((Suggestion("ofereca AGUA"), Suggestion("Sugira repouso"))) == (Suggestion("Sugira repouso"),)
+    assert conversation.admit((Suggestion("ofereca AGUA"), Suggestion("Sugira repouso"))) == (
+        Suggestion("Sugira repouso"),
+    )
     assert conversation.shown == ["Ofereça água", "Pergunte a idade", "Sugira repouso"]
     assert Conversation.start(1.0).admit(first) == first  # a new conversation starts afresh

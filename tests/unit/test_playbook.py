@@ -18,7 +18,9 @@ HEADACHE = PlaybookRule(
     suggestions=("Pergunte há quanto tempo dói", "Pergunte se tem alergia a dipirona"),
     phrases=("dor de cabeça", "enxaqueca"),
 )
-PRESSURE = PlaybookRule("pressao", suggestions=("Ofereça aferir a pressão",), patterns=(r"\bpress[aã]o (alta|baixa)\b",))
+PRESSURE = PlaybookRule(
+    "pressao", suggestions=("Ofereça aferir a pressão",), patterns=(r"\bpress[aã]o (alta|baixa)\b",)
+)
 PRESCRIPTION = PlaybookRule(
     "receita", suggestions=("Peça a receita para o antibiótico",), phrases=("antibiotico",), role="cliente"
 )

@@ -39,7 +39,9 @@ def load_playbook(path: Path | str) -> Playbook:
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
-        raise PlaybookError(f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {exc}") from None
+        raise PlaybookError(
+            f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {exc}"
+        ) from None
     try:
         return parse_playbook(data, default_name=path.stem)
     except PlaybookError as exc:

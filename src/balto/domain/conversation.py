@@ -71,7 +71,7 @@ class Conversation:
 
     def admit(self, suggestions: tuple[Suggestion, ...]) -> tuple[Suggestion, ...]:
         """The suggestions not yet shown in this conversation (compared folded), now recorded as shown."""
-        fresh = []
+        fresh: list[Suggestion] = []
         for suggestion in suggestions:
             key = fold(suggestion.text)
             if key in self._shown_folded:

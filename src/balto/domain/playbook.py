@@ -23,8 +23,11 @@ MAX_SUGGESTION_CHARS = 140  # what fits a card; the LLM's suggestions are trimme
 
 # Words that carry no meaning for the checklist: a phrase is scored on its other words.
 STOPWORDS = frozenset(
-    "a o as os um uma uns umas de da do das dos em na no nas nos e ou que para pra pro por pela pelo "
-    "com se ao aos me te lhe la lo".split()
+    {
+        *("a", "o", "as", "os", "um", "uma", "uns", "umas", "ao", "aos"),
+        *("de", "da", "do", "das", "dos", "em", "na", "no", "nas", "nos", "pela", "pelo"),
+        *("e", "ou", "que", "para", "pra", "pro", "por", "com", "se", "me", "te", "lhe", "la", "lo"),
+    }
 )
 
 _NON_WORD = re.compile(r"[^a-z0-9]+")  # applied after accents are gone and the text is lower case
@@ -251,7 +254,7 @@ class Playbook:
                 break
             if now is not None and cooldowns is not None and not cooldowns.ready(rule.id, self.cooldown_for(rule), now):
                 continue
-            fresh = []
+            fresh: list[Suggestion] = []
             for suggestion in rule.suggestions:
                 key = fold(suggestion)
                 if key not in shown and len(picked) + len(fresh) < limit:
