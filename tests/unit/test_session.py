@@ -13,11 +13,13 @@ from balto.app.session import ChecklistEvent, CounterSession, PipelineDeps, Reco
 from balto.domain.audio import AudioFormat
 from balto.domain.interaction import IaStatus, Interaction, RecommendationResult
 from balto.domain.playbook import ChecklistItem, Playbook, PlaybookRule
+from balto.domain.speaker import SpeakerMatch, SpeakerScore
 from balto.domain.vad import VadPolicy
 from tests.fakes import (
     EnergySpeechDetector,
     FakeClock,
     FakeRecommender,
+    FakeSpeakerIdentifier,
     FakeTranscriber,
     InMemoryFeedbackRepository,
     InMemoryInteractionRepository,
@@ -360,9 +362,6 @@ async def test_checklist_frames_at_start_on_each_tick_and_at_the_end():
 
 
 async def test_a_known_customer_does_not_tick_the_attendants_checklist():
-    from balto.domain.speaker import SpeakerMatch, SpeakerScore
-    from tests.fakes import FakeSpeakerIdentifier
-
     customer = SpeakerMatch("c1", 0.9, (SpeakerScore("c1", "Maria", "cliente", 0.9, 0.95),))
     session, repo, _events, _ = with_playbook(["cpf na nota"], speakers=FakeSpeakerIdentifier(customer))
     await stream(session, ONE_UTTERANCE)
