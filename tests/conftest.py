@@ -4,7 +4,7 @@ import pytest
 
 from balto.adapters import migrations
 from balto.adapters.postgres import create_engine
-from tests.support.openai_server import OpenAIServer
+from tests.support.openai_server import OpenAIServer, Reply
 from tests.support.postgres import TestDatabase, test_database
 
 
@@ -33,5 +33,19 @@ def openai_server():
 
 @pytest.fixture
 def openai_stub(openai_server):
-    openai_server.stub.reset()
+    # Back to the standard answer, whatever default an earlier test left behind.
+    openai_server.stub.reset(Reply.suggestions("Ofereça um analgésico"))
     return openai_server.stub
+
+
+@pytest.fixture(scope="session")
+def openai_server_b():
+    """A second provider, for the fallback tests."""
+    with OpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture
+def openai_stub_b(openai_server_b):
+    openai_server_b.stub.reset(Reply.suggestions("Ofereça um analgésico"))
+    return openai_server_b.stub

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import numpy as np
 
 from balto.domain.interaction import (
+    Feedback,
     IaStatus,
     Interaction,
     RecommendationRequest,
@@ -23,7 +24,7 @@ from balto.domain.speaker import SpeakerMatch
 from balto.domain.vad import FRAME_SAMPLES, frame_rms
 from balto.ports.audio import SpeechDetector
 from balto.ports.inference import Recommender, SpeakerIdentifier, Transcriber
-from balto.ports.storage import ApiKeyRepository, InteractionRepository
+from balto.ports.storage import ApiKeyRepository, FeedbackRepository, InteractionRepository
 from balto.ports.system import Clock
 
 
@@ -68,6 +69,26 @@ class InMemoryInteractionRepository(InteractionRepository):
     @property
     def rows(self) -> list[Interaction]:
         return sorted((copy.deepcopy(r) for r in self._rows.values()), key=lambda r: r.id or 0)
+
+
+class InMemoryFeedbackRepository(FeedbackRepository):
+    def __init__(self) -> None:
+        self._rows: list[Feedback] = []
+
+    async def add(self, feedback: Feedback) -> int:
+        stored = copy.deepcopy(feedback)
+        stored.id = len(self._rows) + 1
+        stored.created_at = time.time()
+        self._rows.append(stored)
+        feedback.id, feedback.created_at = stored.id, stored.created_at
+        return stored.id
+
+    async def list_for(self, interacao_uuid: str) -> list[Feedback]:
+        return [copy.deepcopy(f) for f in self._rows if f.interacao_uuid == interacao_uuid]
+
+    @property
+    def rows(self) -> list[Feedback]:
+        return [copy.deepcopy(f) for f in self._rows]
 
 
 class InMemoryApiKeyRepository(ApiKeyRepository):

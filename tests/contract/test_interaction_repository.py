@@ -40,11 +40,21 @@ def full_interaction(balcao: str = "B1") -> Interaction:
     )
     row.speaker = SpeakerMatch("p1", 0.8, (SpeakerScore("p1", "Ana", "atendente", 0.8, 0.93),))
     row.record_ai(
-        RecommendationResult(IaStatus.OK, (Suggestion("Ofereça dipirona"), Suggestion("Pergunte a idade")), raw="{}"),
+        RecommendationResult(
+            IaStatus.OK, (Suggestion("Ofereça dipirona"), Suggestion("Pergunte a idade")), raw="{}", provider="grok"
+        ),
         1_700_000_002.0,
         1_700_000_002.5,
     )
     row.ts_rec_sent = 1_700_000_002.6
+    row.conversa_id = "6f1c2b8e-3f7a-4d7e-9a51-0c2d7f9b1e44"
+    row.playbook_suggestions = (
+        Suggestion("Pergunte há quanto tempo dói", source="playbook", rule="dor_de_cabeca"),
+        Suggestion("Indique paracetamol", source="playbook", rule="dor_de_cabeca"),
+        Suggestion("Ofereça aferir a pressão", source="playbook", rule="pressao"),
+    )
+    row.checklist = {"cpf_nota": True, "fidelidade": False}
+    row.ts_playbook_sent = 1_700_000_001.97
     return row
 
 
@@ -57,10 +67,10 @@ async def test_round_trip_keeps_every_field(repo):
     for name in (
         "balcao_id", "conexao_id", "transcricao", "transcricao_completa", "segmento_inicio", "segmento_fim",
         "buffer_acao", "ia_status", "suggestions", "grok_raw_response", "stt_provider", "stt_latency_ms",
-        "recomendacao_gerada", "speaker_data",
+        "recomendacao_gerada", "speaker_data", "ia_provider", "conversa_id", "playbook_suggestions", "checklist",
     ):  # fmt: skip
         assert getattr(stored, name) == getattr(row, name), name
-    for name in ("ts_audio_received", "ts_trans_resp", "ts_ai_req", "ts_rec_sent"):
+    for name in ("ts_audio_received", "ts_trans_resp", "ts_ai_req", "ts_rec_sent", "ts_playbook_sent"):
         assert getattr(stored, name) == pytest.approx(getattr(row, name), abs=1e-6), name
     assert stored.ts_ai_resp is not None
 
@@ -118,3 +128,35 @@ async def test_postgres_stores_null_and_nenhuma_literally(engine):
             )
         ).all()
     assert rows == [(None, "nao_chamada"), ("Nenhuma", "vazia")]
+
+
+async def test_a_playbook_card_does_not_touch_the_llms_null(repo):
+    """The playbook is not "the AI": a row with a playbook card and no LLM call stays NULL / nao_chamada."""
+    row = Interaction(balcao_id="B7", conexao_id="c", transcricao="dor de cabeça")
+    row.playbook_suggestions = (Suggestion("Pergunte há quanto tempo dói", source="playbook", rule="dor_de_cabeca"),)
+    await repo.add(row)
+    stored = await repo.get(row.uuid)
+    assert stored.recomendacao_gerada is None and stored.ia_status is IaStatus.NOT_CALLED
+    assert stored.playbook_suggestions == row.playbook_suggestions
+    plain = Interaction(balcao_id="B7", conexao_id="c")
+    await repo.add(plain)
+    stored_plain = await repo.get(plain.uuid)
+    assert stored_plain.playbook_suggestions == () and stored_plain.checklist is None
+
+
+async def test_postgres_keeps_playbook_cards_in_aligned_arrays(engine):
+    repo = PostgresInteractionRepository(engine)
+    await repo.add(full_interaction("B8"))
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                sa.text(
+                    "SELECT recomendacao_gerada, playbook_sugestoes, playbook_regras, checklist "
+                    "FROM interacoes WHERE balcao_id = 'B8'"
+                )
+            )
+        ).one()
+    assert row.recomendacao_gerada == "S: Ofereça dipirona | S: Pergunte a idade"
+    assert row.playbook_regras == ["dor_de_cabeca", "dor_de_cabeca", "pressao"]
+    assert row.playbook_sugestoes[2] == "Ofereça aferir a pressão"
+    assert row.checklist == {"cpf_nota": True, "fidelidade": False}

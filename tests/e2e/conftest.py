@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,10 +51,12 @@ def server(pg, openai_server, tmp_path_factory):
         "LLM_BASE_URL": openai_server.base_url,
         "LLM_API_KEY": "sk-e2e",
         "LLM_TIMEOUT_S": "5",
+        "PLAYBOOK_FILE": str(Path(__file__).resolve().parents[2] / "playbooks" / "farmacia.yaml"),
+        "PLAYBOOK_ENABLED": "true",
         "PORT": str(port),
         "LOG_LEVEL": "INFO",
     }
-    for name in ("POSTGRES_HOST", "XAI_API_KEY", "OPENAI_API_KEY"):
+    for name in ("POSTGRES_HOST", "XAI_API_KEY", "OPENAI_API_KEY", "LLM_FALLBACK_PROVIDER", "LLM_SYSTEM_PROMPT_FILE"):
         env.pop(name, None)
     log_path = data_dir / "server.log"
     log = log_path.open("w")
@@ -87,3 +90,12 @@ async def db(pg):
     engine = create_engine(pg.url)
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+def fresh_key(server) -> str:
+    """A key for a balcão of its own: playbook cool-downs are per balcão, so a test that expects a card
+    must not share a counter with a test that just showed it."""
+    created = balto("keys", "create", "--balcao", f"B-E2E-{uuid.uuid4().hex[:6]}", env=server.env)
+    assert created.returncode == 0, created.stderr
+    return created.stdout.strip().splitlines()[-1]

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import uuid
+from collections.abc import Callable
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 import websockets
 
-from balto.app.replay import replay
+from balto.app.replay import read_wav_16k_mono, replay
 from balto.evaluation import wer
 from tests.support.audio import FIXTURES, fixture_manifest
 from tests.support.openai_server import Reply
@@ -39,16 +43,23 @@ def by_command(messages: list[dict], command: str) -> list[dict]:
     return [m for m in messages if m.get("comando") == command]
 
 
-async def test_fixture_streamed_gets_recomendar_and_every_cycle_is_stored(server, openai_stub, db):
-    openai_stub.reset(Reply.suggestions("Ofereça um analgésico", "Pergunte se tem alergia"))
-    messages = await replay(FIXTURES / "balcao_pt.wav", server.key, server.url, speed=0)
+def cards(messages: list[dict], origem: str) -> list[dict]:
+    return [m for m in by_command(messages, "recomendar") if m["origem"] == origem]
 
-    assert messages[0]["comando"] == "conectado" and messages[0]["balcao_id"] == "B-E2E"
+
+async def test_fixture_streamed_gets_recomendar_and_every_cycle_is_stored(server, fresh_key, openai_stub, db):
+    openai_stub.reset(Reply.suggestions("Ofereça um analgésico", "Pergunte se tem alergia"))
+    messages = await replay(FIXTURES / "balcao_pt.wav", fresh_key, server.url, speed=0)
+
+    balcao = messages[0]["balcao_id"]
+    assert messages[0]["comando"] == "conectado" and balcao.startswith("B-E2E-")
     assert messages[-1]["comando"] == "encerrado"
     transcripts = by_command(messages, "transcricao")
-    (card,) = by_command(messages, "recomendar")
+    (card,) = cards(messages, "llm")
     assert card["sugestoes"] == ["Ofereça um analgésico", "Pergunte se tem alergia"]
-    assert card["origem"] == "llm"
+    # The playbook answered first, on the first sentence's "dor de cabeça", before the buffer fired.
+    (playbook_card,) = cards(messages, "playbook")
+    assert messages.index(playbook_card) < messages.index(card)
 
     rows = await rows_of(db, messages[0]["conexao_id"])
     assert len(rows) == len(transcripts) == messages[-1]["interacoes"]
@@ -61,9 +72,12 @@ async def test_fixture_streamed_gets_recomendar_and_every_cycle_is_stored(server
     assert json.loads(fired["grok_raw_response"]) == {"sugestoes": ["Ofereça um analgésico", "Pergunte se tem alergia"]}
     stamps = [fired[name] for name in TS_ORDER]
     assert None not in stamps and stamps == sorted(stamps), stamps
-    assert fired["balcao_id"] == "B-E2E" and fired["stt_provider"] == "whisper"
-    # The LLM saw the conversation that the row says it saw.
-    assert openai_stub.requests[-1]["messages"][1]["content"].endswith(fired["transcricao_completa"])
+    assert fired["balcao_id"] == balcao and fired["stt_provider"] == "whisper"
+    # The LLM saw the conversation that the row says it saw, and was told what the playbook showed.
+    prompt = openai_stub.requests[-1]["messages"][1]["content"]
+    assert fired["transcricao_completa"] in prompt
+    assert all(s in prompt.split("não repita):")[1] for s in playbook_card["sugestoes"])
+    assert fired["ia_provider"] == "openai_compatible"
 
 
 async def test_buffer_that_never_fires_leaves_recomendacao_null(server, openai_stub, db):
@@ -73,14 +87,15 @@ async def test_buffer_that_never_fires_leaves_recomendacao_null(server, openai_s
     rows = await rows_of(db, messages[0]["conexao_id"])
     assert len(rows) == 1
     assert rows[0]["recomendacao_gerada"] is None and rows[0]["ia_status"] == "nao_chamada"
-    assert rows[0]["ts_ai_req"] is None
+    assert rows[0]["ts_ai_req"] is None and rows[0]["ia_provider"] is None
+    assert rows[0]["playbook_sugestoes"] is None and rows[0]["playbook_regras"] is None
     assert openai_stub.requests == []
 
 
 async def test_llm_with_nothing_to_say_is_nenhuma(server, openai_stub, db):
     openai_stub.reset(Reply.suggestions())
     messages = await replay(FIXTURES / "balcao_pt.wav", server.key, server.url, speed=0)
-    assert by_command(messages, "recomendar") == []
+    assert cards(messages, "llm") == []
     rows = await rows_of(db, messages[0]["conexao_id"])
     called = [r for r in rows if r["ts_ai_req"] is not None]
     assert len(called) == 1 and len(openai_stub.requests) == 1
@@ -91,11 +106,74 @@ async def test_llm_with_nothing_to_say_is_nenhuma(server, openai_stub, db):
 async def test_llm_failure_is_null_with_error_status(server, openai_stub, db):
     openai_stub.reset(Reply(status=500, body='{"error": {"message": "upstream down"}}'))
     messages = await replay(FIXTURES / "balcao_pt.wav", server.key, server.url, speed=0)
-    assert by_command(messages, "recomendar") == []
+    assert cards(messages, "llm") == []
     rows = await rows_of(db, messages[0]["conexao_id"])
     (called,) = [r for r in rows if r["ts_ai_req"] is not None]
     assert called["recomendacao_gerada"] is None and called["ia_status"] == "erro"
     assert "upstream down" in called["grok_raw_response"]
+
+
+async def until(ws, seen: list[dict], wanted: Callable[[dict], bool]) -> dict:
+    """Read frames (kept in `seen`) until one is `wanted`; a minute without it fails the test."""
+    while True:
+        message = json.loads(await asyncio.wait_for(ws.recv(), 60.0))
+        seen.append(message)
+        if wanted(message):
+            return message
+
+
+async def test_playbook_card_checklist_and_feedback_through_ws(server, fresh_key, openai_stub, db):
+    openai_stub.reset(Reply.suggestions("Ofereça um analgésico"))
+    pcm = np.concatenate([read_wav_16k_mono(FIXTURES / "balcao_pt.wav"), np.zeros(16_000, dtype=np.int16)])
+    seen: list[dict] = []
+    async with websockets.connect(server.url) as ws:
+        await ws.send(json.dumps({"api_key": fresh_key}))  # a client of the seed's protocol: no transcripts
+        hello = json.loads(await ws.recv())
+        for offset in range(0, pcm.size, 1600):
+            await ws.send(pcm[offset : offset + 1600].tobytes())
+        card = await until(ws, seen, lambda m: m["comando"] == "recomendar" and m["origem"] == "playbook")
+        feedback = {"comando": "feedback", "interacao_id": card["interacao_id"], "util": True, "origem": "playbook"}
+        await ws.send(json.dumps(feedback))
+        ack = await until(ws, seen, lambda m: m["comando"] in ("feedback_registrado", "erro"))
+        assert ack == {"comando": "feedback_registrado", "interacao_id": card["interacao_id"]}
+        unknown = str(uuid.uuid4())
+        await ws.send(json.dumps({"comando": "feedback", "interacao_id": unknown, "util": False}))
+        refused = await until(ws, seen, lambda m: m["comando"] == "erro")
+        assert refused["codigo"] == "interacao_desconhecida" and unknown in refused["mensagem"]
+        await ws.send(json.dumps({"comando": "feedback", "interacao_id": unknown}))
+        assert (await until(ws, seen, lambda m: m["comando"] == "erro"))["codigo"] == "feedback_invalido"
+        await ws.send(json.dumps({"comando": "ping"}))  # the connection stayed open through all that
+        await until(ws, seen, lambda m: m["comando"] == "pong")
+        await ws.send(json.dumps({"comando": "fim"}))
+        await until(ws, seen, lambda m: m["comando"] == "encerrado")
+
+    assert card["sugestoes"] and len(card["sugestoes"]) <= 3
+    assert by_command(seen, "transcricao") == []
+    checklists = by_command(seen, "checklist")
+    assert not checklists[0]["encerrada"] and checklists[-1]["encerrada"]
+    assert {i["id"] for i in checklists[0]["itens"]} >= {"cpf_nota", "fidelidade", "posologia"}
+    assert len({c["conversa_id"] for c in checklists}) == 1
+
+    rows = await rows_of(db, hello["conexao_id"])
+    hit = next(r for r in rows if str(r["uuid"]) == card["interacao_id"])
+    assert hit["playbook_sugestoes"] == card["sugestoes"]
+    assert set(hit["playbook_regras"]) == {"dor_de_cabeca"}
+    assert hit["ts_playbook_sent"] is not None and hit["ts_trans_resp"] <= hit["ts_playbook_sent"]
+    assert all(str(r["conversa_id"]) == checklists[0]["conversa_id"] for r in rows)
+    assert all(set(r["checklist"]) == {i["id"] for i in checklists[0]["itens"]} for r in rows)
+    async with db.connect() as conn:
+        stored = (
+            (
+                await conn.execute(
+                    sa.text("SELECT * FROM feedback WHERE interacao_uuid = :u"), {"u": card["interacao_id"]}
+                )
+            )
+            .mappings()
+            .all()
+        )
+    assert [(f["util"], f["origem"], f["balcao_id"], f["conexao_id"]) for f in stored] == [
+        (True, "playbook", hello["balcao_id"], hello["conexao_id"])
+    ]
 
 
 async def handshake(server, payload) -> tuple[list[dict], int | None]:
@@ -143,5 +221,7 @@ async def test_vad_settings_are_echoed_and_ping_gets_pong(server):
         assert json.loads(await ws.recv()) == {"comando": "pong"}
         await ws.send(json.dumps({"comando": "dançar"}))
         assert json.loads(await ws.recv())["codigo"] == "comando_desconhecido"
+        await ws.send(json.dumps({"comando": "feedback", "interacao_id": "abc", "util": True}))
+        assert json.loads(await ws.recv())["codigo"] == "interacao_desconhecida"
         await ws.send(json.dumps({"comando": "fim"}))
         assert json.loads(await ws.recv()) == {"comando": "encerrado", "interacoes": 0}

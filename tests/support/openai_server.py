@@ -19,6 +19,7 @@ class Reply:
     status: int = 200
     body: str | None = None  # raw body for error statuses
     delay_s: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)  # e.g. Retry-After on a 429
 
     @classmethod
     def suggestions(cls, *texts: str) -> Reply:
@@ -67,7 +68,7 @@ def _handler(stub: OpenAIStub) -> type[BaseHTTPRequestHandler]:
                 time.sleep(reply.delay_s)
             if reply.status != 200:
                 error = reply.body or json.dumps({"error": {"message": "scripted failure", "type": "server_error"}})
-                self._send(reply.status, error)
+                self._send(reply.status, error, reply.headers)
                 return
             payload = {
                 "id": f"chatcmpl-{len(stub.requests)}",
@@ -85,10 +86,12 @@ def _handler(stub: OpenAIStub) -> type[BaseHTTPRequestHandler]:
             }
             self._send(200, json.dumps(payload, ensure_ascii=False))
 
-        def _send(self, status: int, text: str) -> None:
+        def _send(self, status: int, text: str, headers: dict[str, str] | None = None) -> None:
             data = text.encode("utf-8")
             try:
                 self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

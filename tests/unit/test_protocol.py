@@ -3,7 +3,10 @@ import json
 import pytest
 
 from balto.app.protocol import (
+    ChecklistFrame,
+    ChecklistItemOut,
     CloseCode,
+    CommandError,
     Conectado,
     ProtocolError,
     Recomendar,
@@ -12,6 +15,7 @@ from balto.app.protocol import (
     effective_policy,
     encode,
     parse_command,
+    parse_feedback,
     parse_handshake,
 )
 from balto.domain.vad import VadPolicy
@@ -84,3 +88,36 @@ def test_commands():
     assert parse_command('{"comando": "ping"}') == "ping"
     assert parse_command("garbage") is None
     assert parse_command('{"x": 1}') is None
+
+
+def test_feedback_command_parses():
+    command = parse_feedback('{"comando": "feedback", "interacao_id": "u1", "util": false}')
+    assert (command.interacao_id, command.util, command.origem) == ("u1", False, None)
+    assert parse_feedback('{"comando": "feedback", "interacao_id": "u1", "util": true, "origem": "playbook"}').origem
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"comando": "feedback", "util": true}',
+        '{"comando": "feedback", "interacao_id": "u1"}',
+        '{"comando": "feedback", "interacao_id": "u1", "util": "sim"}',
+        '{"comando": "feedback", "interacao_id": "u1", "util": true, "origem": "humano"}',
+        '{"comando": "feedback", "interacao_id": "u1", "util": true, "nota": 5}',
+    ],
+)
+def test_bad_feedback_is_a_command_error_not_a_close(text):
+    with pytest.raises(CommandError) as info:
+        parse_feedback(text)
+    assert info.value.codigo == "feedback_invalido"
+
+
+def test_checklist_frame():
+    frame = ChecklistFrame("conv", [ChecklistItemOut("cpf_nota", "Pedir o CPF na nota", True)], False, "u1")
+    assert json.loads(encode(frame)) == {
+        "comando": "checklist",
+        "conversa_id": "conv",
+        "itens": [{"id": "cpf_nota", "texto": "Pedir o CPF na nota", "feito": True}],
+        "encerrada": False,
+        "interacao_id": "u1",
+    }

@@ -8,15 +8,20 @@ import numpy as np
 import pytest
 
 from balto.adapters.pcm import PcmDecoder
-from balto.app.session import CounterSession, PipelineDeps, RecommendationEvent, TranscriptEvent
+from balto.adapters.playbook import PlaybookRecommender
+from balto.app.session import ChecklistEvent, CounterSession, PipelineDeps, RecommendationEvent, TranscriptEvent
 from balto.domain.audio import AudioFormat
-from balto.domain.interaction import IaStatus, RecommendationResult
+from balto.domain.interaction import IaStatus, Interaction, RecommendationResult
+from balto.domain.playbook import ChecklistItem, Playbook, PlaybookRule
+from balto.domain.speaker import SpeakerMatch, SpeakerScore
 from balto.domain.vad import VadPolicy
 from tests.fakes import (
     EnergySpeechDetector,
     FakeClock,
     FakeRecommender,
+    FakeSpeakerIdentifier,
     FakeTranscriber,
+    InMemoryFeedbackRepository,
     InMemoryInteractionRepository,
     ok,
 )
@@ -25,7 +30,7 @@ from tests.support.audio import silence, syllables
 TWO_UTTERANCES = np.concatenate([silence(0.5), syllables(1.0), silence(1.0), syllables(1.2), silence(1.0)])
 
 
-def make(texts, recommender=None, clock=None, transcriber=None):
+def make(texts, recommender=None, clock=None, transcriber=None, **deps_fields):
     clock = clock or FakeClock()
     repo = InMemoryInteractionRepository()
     deps = PipelineDeps(
@@ -35,7 +40,7 @@ def make(texts, recommender=None, clock=None, transcriber=None):
         new_detector=EnergySpeechDetector,
         new_decoder=PcmDecoder,
         recommender=recommender,
-        tick_s=0.005,
+        **{"tick_s": 0.005, **deps_fields},
     )
     events: list = []
 
@@ -256,3 +261,184 @@ async def test_silence_makes_no_rows():
     session, repo, _, _ = make(["nada"])
     await stream(session, silence(3.0))
     assert repo.rows == []
+
+
+# -- the playbook, the checklist and conversations --------------------------------------------------------
+
+HEADACHE = PlaybookRule(
+    "dor_de_cabeca", ("Pergunte há quanto tempo dói", "Ofereça dipirona"), phrases=("dor de cabeça",), cooldown_s=0
+)
+CPF = ChecklistItem("cpf_nota", "Pedir o CPF na nota", phrases=("cpf na nota",))
+FIDELIDADE = ChecklistItem("fidelidade", "Oferecer o programa de fidelidade", phrases=("programa de fidelidade",))
+PLAYBOOK = Playbook("teste", (HEADACHE,), (CPF, FIDELIDADE))
+ONE_UTTERANCE = np.concatenate([silence(0.3), syllables(1.0), silence(1.0)])
+
+
+def with_playbook(texts, recommender=None, **kwargs):
+    return make(
+        texts,
+        recommender,
+        instant=PlaybookRecommender(PLAYBOOK),
+        checklist=PLAYBOOK.checklist,
+        feedback=InMemoryFeedbackRepository(),
+        **kwargs,
+    )
+
+
+def cards(events, origin=None):
+    return [e for e in events if isinstance(e, RecommendationEvent) and origin in (None, e.origin)]
+
+
+def checklists(events):
+    return [e for e in events if isinstance(e, ChecklistEvent)]
+
+
+async def wait_for(condition, steps: int = 400):
+    for _ in range(steps):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("condition not met in time")
+
+
+async def test_playbook_answers_first_and_the_llm_after_without_repeating_it():
+    recommender = FakeRecommender([ok("Ofereça dipirona", "Sugira repouso")])
+    session, repo, events, clock = with_playbook(
+        ["Bom dia eu estou com muita dor de cabeça", "você tem algum remédio"], recommender
+    )
+    await stream(session, TWO_UTTERANCES, clock=clock)
+
+    first, second = repo.rows
+    (playbook_card,) = cards(events, "playbook")
+    assert playbook_card.interaction_uuid == first.uuid
+    assert [(s.text, s.rule) for s in playbook_card.suggestions] == [
+        ("Pergunte há quanto tempo dói", "dor_de_cabeca"),
+        ("Ofereça dipirona", "dor_de_cabeca"),
+    ]
+    kinds = [(type(e).__name__, getattr(e, "origin", None)) for e in events[:3]]
+    assert kinds == [("TranscriptEvent", None), ("RecommendationEvent", "playbook"), ("ChecklistEvent", None)]
+    # The playbook is not "the AI": its row stays NULL / nao_chamada, its card has columns of its own.
+    assert first.recomendacao_gerada is None and first.ia_status is IaStatus.NOT_CALLED
+    assert first.playbook_suggestions == playbook_card.suggestions
+    assert first.ts_trans_sent <= first.ts_playbook_sent
+    # The LLM is told what the playbook showed; what it repeats anyway is stored but not shown again.
+    assert recommender.requests[0].already_suggested == ("Pergunte há quanto tempo dói", "Ofereça dipirona")
+    assert second.recomendacao_gerada == "S: Ofereça dipirona | S: Sugira repouso"
+    (llm_card,) = cards(events, "llm")
+    assert [s.text for s in llm_card.suggestions] == ["Sugira repouso"] and llm_card.interaction_uuid == second.uuid
+    assert first.conversa_id == second.conversa_id is not None
+
+
+async def test_without_an_llm_the_playbook_alone_suggests():
+    session, repo, events, clock = with_playbook(["estou com dor de cabeça e febre há dois dias eu acho"])
+    await stream(session, ONE_UTTERANCE, clock=clock)
+    (row,) = repo.rows
+    (card,) = cards(events)
+    assert card.origin == "playbook" and row.playbook_suggestions == card.suggestions
+    assert row.recomendacao_gerada is None and row.ia_status is IaStatus.NOT_CALLED
+
+
+async def test_a_crashing_playbook_costs_its_card_not_the_cycle():
+    class Broken(PlaybookRecommender):
+        async def recommend(self, request):
+            raise RuntimeError("regra quebrada")
+
+    recommender = FakeRecommender([ok("Ofereça água")])
+    session, repo, _events, _ = make(["a b c d e f g h i j k l"], recommender, instant=Broken(PLAYBOOK))
+    await stream(session, ONE_UTTERANCE)
+    (row,) = repo.rows
+    assert row.recomendacao_gerada == "S: Ofereça água" and row.playbook_suggestions == ()
+
+
+async def test_checklist_frames_at_start_on_each_tick_and_at_the_end():
+    session, repo, events, clock = with_playbook(["bom dia, vai querer CPF na nota?", "só isso"])
+    await stream(session, TWO_UTTERANCES, clock=clock)
+    first, second = repo.rows
+    start, ended = checklists(events)
+    assert start.interaction_uuid == first.uuid and not start.ended
+    assert [(item.id, done) for item, done in start.items] == [("cpf_nota", True), ("fidelidade", False)]
+    assert ended.ended and ended.interaction_uuid is None and ended.conversation_id == first.conversa_id
+    assert first.checklist == second.checklist == {"cpf_nota": True, "fidelidade": False}
+
+
+async def test_a_known_customer_does_not_tick_the_attendants_checklist():
+    customer = SpeakerMatch("c1", 0.9, (SpeakerScore("c1", "Maria", "cliente", 0.9, 0.95),))
+    session, repo, _events, _ = with_playbook(["cpf na nota"], speakers=FakeSpeakerIdentifier(customer))
+    await stream(session, ONE_UTTERANCE)
+    assert repo.rows[0].checklist == {"cpf_nota": False, "fidelidade": False}
+
+
+async def test_silence_ends_the_conversation_and_the_next_one_starts_afresh():
+    recommender = FakeRecommender([ok("Pergunte a idade"), ok("Pergunte a idade")])
+    session, repo, events, clock = with_playbook(
+        ["cpf na nota, estou com dor de cabeça desde ontem à noite", "dor de cabeça também, de manhã até agora"],
+        recommender,
+        conversation_end_silence_s=60.0,
+    )
+    session.start()
+    await session.feed(ONE_UTTERANCE.tobytes())
+    await wait_for(lambda: len(repo.rows) == 1)
+    clock.advance(60.0)  # not more than 60 s yet: the conversation goes on
+    await asyncio.sleep(0.05)
+    assert [e.ended for e in checklists(events)] == [False]
+    clock.advance(0.5)
+    await wait_for(lambda: len(checklists(events)) == 2)
+    assert checklists(events)[-1].ended
+    await session.feed(ONE_UTTERANCE.tobytes())
+    await wait_for(lambda: len(repo.rows) == 2)
+    await session.finish()
+
+    first, second = repo.rows
+    assert first.conversa_id != second.conversa_id
+    assert first.checklist == {"cpf_nota": True, "fidelidade": False}
+    assert second.checklist == {"cpf_nota": False, "fidelidade": False}  # a fresh checklist
+    # The same cards and the LLM's same suggestion may be shown again to the next customer...
+    playbook_cards = cards(events, "playbook")
+    assert len(playbook_cards) == 2 and playbook_cards[0].suggestions == playbook_cards[1].suggestions
+    assert [len(c.suggestions) for c in cards(events, "llm")] == [1, 1]
+    # ...and the LLM no longer sees the previous customer's words.
+    assert recommender.requests[1].history == ()
+    assert "cpf" not in recommender.requests[1].context
+
+
+async def test_a_segment_after_a_long_silence_starts_a_new_conversation_even_between_ticks():
+    session, repo, events, clock = with_playbook(["cpf na nota", "bom dia"], tick_s=3600.0)
+    session.start()
+    await session.feed(ONE_UTTERANCE.tobytes())
+    await wait_for(lambda: len(repo.rows) == 1)
+    clock.advance(61.0)
+    await session.feed(ONE_UTTERANCE.tobytes())
+    await session.finish()
+    first, second = repo.rows
+    assert first.conversa_id != second.conversa_id
+    assert [(e.ended, e.conversation_id) for e in checklists(events)] == [
+        (False, first.conversa_id),
+        (True, first.conversa_id),
+        (False, second.conversa_id),
+        (True, second.conversa_id),
+    ]
+
+
+async def test_feedback_is_stored_for_this_counters_interactions_only():
+    session, repo, events, clock = with_playbook(["dor de cabeça"])
+    await stream(session, ONE_UTTERANCE, clock=clock)
+    (card,) = cards(events)
+    feedback = session._deps.feedback
+    assert await session.feedback(card.interaction_uuid.upper(), True, "playbook")
+    (stored,) = feedback.rows
+    assert (stored.interacao_uuid, stored.util, stored.origem, stored.balcao_id, stored.conexao_id) == (
+        card.interaction_uuid,
+        True,
+        "playbook",
+        "B1",
+        "c1",
+    )
+    earlier = Interaction(balcao_id="B1", conexao_id="old")
+    other_counter = Interaction(balcao_id="B2", conexao_id="x")
+    await repo.add(earlier)
+    await repo.add(other_counter)
+    assert await session.feedback(earlier.uuid, False)  # a late tap on an earlier connection's card
+    assert not await session.feedback(other_counter.uuid, True)
+    assert not await session.feedback("00000000-0000-0000-0000-000000000000", True)
+    assert not await session.feedback("não é um uuid", True)
+    assert len(feedback.rows) == 2

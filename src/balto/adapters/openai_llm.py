@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -87,6 +88,12 @@ class OpenAICompatibleRecommender(Recommender):
 
     Grok is this adapter with xAI's base URL and key; any server speaking the chat-completions API
     (Ollama, vLLM, LM Studio) is this adapter with its base URL.
+
+    Retries are the SDK's (the client is built with max_retries=1): a 408/409/429/5xx or a dropped
+    connection is tried once more, which is safe since a chat completion changes nothing. `deadline_s`
+    bounds the whole call, that retry and any Retry-After wait included (the SDK would honour up to
+    two minutes): a suggestion that arrives after the customer left is worth nothing, and the
+    fallback provider, if any, needs the time more.
     """
 
     def __init__(
@@ -96,16 +103,19 @@ class OpenAICompatibleRecommender(Recommender):
         provider: str = "openai",
         temperature: float = 0.3,
         max_suggestions: int = 3,
-        system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+        system_prompt: str | None = None,
         json_mode: bool = True,
+        deadline_s: float | None = None,
     ) -> None:
         self._client = client
         self._model = model
         self._provider = provider
         self._temperature = temperature
         self._max_suggestions = max_suggestions
-        self._system_prompt = system_prompt.replace("{max_suggestions}", str(max_suggestions))
+        prompt = DEFAULT_SYSTEM_PROMPT if system_prompt is None else system_prompt
+        self._system_prompt = prompt.replace("{max_suggestions}", str(max_suggestions))
         self._json_mode = json_mode
+        self._deadline_s = deadline_s
 
     @property
     def name(self) -> str:
@@ -120,7 +130,12 @@ class OpenAICompatibleRecommender(Recommender):
 
     async def recommend(self, request: RecommendationRequest) -> RecommendationResult:
         try:
-            content = await self._complete(self.messages(request))
+            async with asyncio.timeout(self._deadline_s):
+                content = await self._complete(self.messages(request))
+        except TimeoutError:
+            return RecommendationResult(
+                IaStatus.TIMEOUT, provider=self.name, error=f"timeout: no answer within {self._deadline_s:g} s"
+            )
         except openai.APITimeoutError as exc:
             return RecommendationResult(IaStatus.TIMEOUT, provider=self.name, error=f"timeout: {exc}")
         except openai.APIStatusError as exc:

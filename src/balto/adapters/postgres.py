@@ -6,13 +6,13 @@ import hmac
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import UUID, insert
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from balto.domain.interaction import IaStatus, Interaction, Suggestion
+from balto.domain.interaction import Feedback, IaStatus, Interaction, Suggestion
 from balto.domain.keys import ApiKey, generate_key, hash_key, key_prefix
 from balto.domain.speaker import SpeakerMatch
-from balto.ports.storage import ApiKeyRepository, InteractionRepository
+from balto.ports.storage import ApiKeyRepository, FeedbackRepository, InteractionRepository
 
 metadata = sa.MetaData()
 
@@ -25,6 +25,7 @@ TIMESTAMP_COLUMNS = (
     "ts_ai_req",
     "ts_ai_resp",
     "ts_rec_sent",
+    "ts_playbook_sent",
 )
 
 # The schema itself is owned by alembic (migrations/); these tables mirror it for queries.
@@ -46,7 +47,24 @@ interacoes = sa.Table(
     sa.Column("segmento_fim", sa.Float),
     sa.Column("stt_provider", sa.Text),
     sa.Column("stt_latency_ms", sa.Float),
+    sa.Column("ia_provider", sa.Text),
+    sa.Column("conversa_id", UUID(as_uuid=False)),
+    sa.Column("playbook_sugestoes", ARRAY(sa.Text)),
+    sa.Column("playbook_regras", ARRAY(sa.Text)),
+    sa.Column("checklist", JSONB),
     *(sa.Column(name, sa.DateTime(timezone=True)) for name in TIMESTAMP_COLUMNS),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+)
+
+feedback_table = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("interacao_uuid", UUID(as_uuid=False), nullable=False),
+    sa.Column("balcao_id", sa.Text, nullable=False),
+    sa.Column("conexao_id", sa.Text),
+    sa.Column("util", sa.Boolean, nullable=False),
+    sa.Column("origem", sa.Text),
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
 )
 
@@ -100,6 +118,12 @@ class PostgresInteractionRepository(InteractionRepository):
             "segmento_fim": interaction.segmento_fim,
             "stt_provider": interaction.stt_provider,
             "stt_latency_ms": interaction.stt_latency_ms,
+            "ia_provider": interaction.ia_provider,
+            "conversa_id": interaction.conversa_id,
+            # Two aligned arrays: the i-th rule produced the i-th suggestion. NULL, not {}, when no card.
+            "playbook_sugestoes": [s.text for s in interaction.playbook_suggestions] or None,
+            "playbook_regras": [s.rule or "" for s in interaction.playbook_suggestions] or None,
+            "checklist": interaction.checklist,
             **{name: _ts(getattr(interaction, name)) for name in TIMESTAMP_COLUMNS},
         }
         # The uuid is the idempotency key: a retried write returns the row that is already there.
@@ -145,9 +169,56 @@ class PostgresInteractionRepository(InteractionRepository):
             stt_provider=row["stt_provider"],
             stt_latency_ms=row["stt_latency_ms"],
             speaker=SpeakerMatch.from_json(row["speaker_data"]) if row["speaker_data"] else None,
+            ia_provider=row["ia_provider"],
+            conversa_id=None if row["conversa_id"] is None else str(row["conversa_id"]),
+            playbook_suggestions=tuple(
+                Suggestion(text, source="playbook", rule=rule or None)
+                for text, rule in zip(row["playbook_sugestoes"] or (), row["playbook_regras"] or (), strict=True)
+            ),
+            checklist=row["checklist"],
             **{name: _epoch(row[name]) for name in TIMESTAMP_COLUMNS},
         )
         return interaction
+
+
+class PostgresFeedbackRepository(FeedbackRepository):
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def add(self, feedback: Feedback) -> int:
+        statement = (
+            sa.insert(feedback_table)
+            .values(
+                interacao_uuid=feedback.interacao_uuid,
+                balcao_id=feedback.balcao_id,
+                conexao_id=feedback.conexao_id,
+                util=feedback.util,
+                origem=feedback.origem,
+            )
+            .returning(feedback_table.c.id, feedback_table.c.created_at)
+        )
+        async with self._engine.begin() as conn:
+            row = (await conn.execute(statement)).one()
+        feedback.id, feedback.created_at = row.id, _epoch(row.created_at)
+        return row.id
+
+    async def list_for(self, interacao_uuid: str) -> list[Feedback]:
+        table = feedback_table
+        query = sa.select(table).where(table.c.interacao_uuid == interacao_uuid).order_by(table.c.id)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [
+            Feedback(
+                interacao_uuid=str(row["interacao_uuid"]),
+                balcao_id=row["balcao_id"],
+                util=row["util"],
+                origem=row["origem"],
+                conexao_id=row["conexao_id"],
+                id=row["id"],
+                created_at=_epoch(row["created_at"]),
+            )
+            for row in rows
+        ]
 
 
 class PostgresApiKeyRepository(ApiKeyRepository):

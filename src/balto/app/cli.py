@@ -14,6 +14,7 @@ import click
 
 from balto.app import container as composition
 from balto.app.settings import Settings, SettingsError
+from balto.domain.playbook import PlaybookError
 
 T = TypeVar("T")
 log = logging.getLogger("balto")
@@ -82,6 +83,10 @@ def serve(host: str | None, port: int | None, dev_key: bool) -> None:
     settings = _settings()
     configure_logging(settings)
     container = composition.build_container(settings)
+    try:
+        composition.check(container)
+    except PlaybookError as exc:
+        raise click.ClickException(f"PLAYBOOK_FILE: {exc} (PLAYBOOK_ENABLED=false runs without a playbook)") from None
     host = host or settings.host
     port = settings.port if port is None else port
     on_ready = _print_dev_key(settings, f"ws://{host}:{port}/ws") if dev_key else None
@@ -174,6 +179,38 @@ def keys_revoke(key_id: int) -> None:
     if not _with_database(settings, revoke):
         raise click.ClickException(f"no active key with id {key_id}")
     click.echo(f"key {key_id} revoked")
+
+
+@main.group()
+def playbook() -> None:
+    """Work with playbook files (docs/playbook.md)."""
+
+
+@playbook.command("check")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--frase", "phrases", multiple=True, help="Show the cards this utterance would get (repeatable).")
+@click.option("--papel", type=click.Choice(["cliente", "atendente"]), default=None, help="Who says the --frase.")
+def playbook_check(file: Path | None, phrases: tuple[str, ...], papel: str | None) -> None:
+    """Validate a playbook (default PLAYBOOK_FILE) and, with --frase, try it on an utterance."""
+    from balto.adapters.playbook import load_playbook
+    from balto.domain.conversation import Checklist
+
+    path = file or _settings().playbook_file
+    try:
+        loaded = load_playbook(path)
+    except PlaybookError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{path}: ok, {len(loaded.rules)} rules, {len(loaded.checklist)} checklist items")
+    for phrase in phrases:
+        cards = loaded.cards(phrase, papel)
+        ticked = Checklist(loaded.checklist).hear(phrase, papel)
+        click.echo(f"\n{phrase!r}")
+        for card in cards:
+            click.echo(f"  [{card.rule}] {card.text}")
+        for item in ticked:
+            click.echo(f"  [checklist {item.id}] {item.text}")
+        if not cards and not ticked:
+            click.echo("  (nothing)")
 
 
 @main.command()

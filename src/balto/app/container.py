@@ -18,10 +18,17 @@ from balto.adapters.faster_whisper import WhisperTranscriber, load_whisper_model
 from balto.adapters.ffmpeg import FfmpegDecoder
 from balto.adapters.noisereduce_cleaner import NoiseReduceCleaner
 from balto.adapters.openai_llm import XAI_BASE_URL, OpenAICompatibleRecommender
-from balto.adapters.postgres import PostgresApiKeyRepository, PostgresInteractionRepository, create_engine
+from balto.adapters.playbook import PlaybookRecommender, load_playbook
+from balto.adapters.postgres import (
+    PostgresApiKeyRepository,
+    PostgresFeedbackRepository,
+    PostgresInteractionRepository,
+    create_engine,
+)
 from balto.adapters.system import SystemClock
 from balto.adapters.webrtc_vad import WebRtcSpeechDetector
 from balto.app.decoding import AutoDecoder
+from balto.app.recommenders import FallbackRecommender
 from balto.app.session import PipelineDeps
 from balto.app.settings import LlmSettings, Settings
 
@@ -110,8 +117,37 @@ async def _openai_client(llm: LlmSettings) -> AsyncIterator[Any]:
         await client.close()
 
 
-def _recommendations_off() -> None:
-    log.warning("no LLM configured (set XAI_API_KEY or OPENAI_API_KEY): recommendations are off")
+def _recommendations_off(settings: Settings) -> None:
+    if settings.playbook_enabled:
+        log.warning(
+            "no LLM configured (set XAI_API_KEY or OPENAI_API_KEY): suggestions come from the playbook %s only",
+            settings.playbook_file,
+        )
+    else:
+        log.warning("no LLM configured (set XAI_API_KEY or OPENAI_API_KEY) and the playbook is off: no suggestions")
+
+
+def _llm_mode(llm: LlmSettings) -> str:
+    if llm.provider == "off":
+        return "off"
+    return "single" if llm.fallback is None else "with_fallback"
+
+
+def _playbook_mode(settings: Settings) -> str:
+    return "on" if settings.playbook_enabled else "off"
+
+
+def _llm_recommender(client: Any, llm: LlmSettings) -> OpenAICompatibleRecommender:
+    # Every provider is the one OpenAI-compatible adapter; they differ by client (base URL and key).
+    return OpenAICompatibleRecommender(
+        client,
+        model=llm.effective_model,
+        provider=llm.provider,
+        temperature=llm.temperature,
+        max_suggestions=llm.max_suggestions,
+        system_prompt=llm.system_prompt,
+        deadline_s=llm.timeout_s,
+    )
 
 
 class Container(containers.DeclarativeContainer):
@@ -134,22 +170,31 @@ class Container(containers.DeclarativeContainer):
     )
 
     llm_settings = providers.Callable(lambda s: s.llm, settings)
+    fallback_settings = providers.Callable(lambda s: s.llm.fallback, settings)
     openai_client = providers.Resource(_openai_client, llm_settings)
-    _openai_compatible = providers.Singleton(
-        OpenAICompatibleRecommender,
-        client=openai_client,
-        model=llm_settings.provided.effective_model,
-        provider=llm_settings.provided.provider,
-        temperature=llm_settings.provided.temperature,
-        max_suggestions=llm_settings.provided.max_suggestions,
-    )
+    fallback_client = providers.Resource(_openai_client, fallback_settings)
+    _primary_llm = providers.Singleton(_llm_recommender, openai_client, llm_settings)
+    _fallback_llm = providers.Singleton(_llm_recommender, fallback_client, fallback_settings)
     recommender = providers.Selector(
-        providers.Callable(lambda llm: llm.provider, llm_settings),
-        grok=_openai_compatible,
-        openai=_openai_compatible,
-        openai_compatible=_openai_compatible,
-        off=providers.Callable(_recommendations_off),
+        providers.Callable(_llm_mode, llm_settings),
+        off=providers.Callable(_recommendations_off, settings),
+        single=_primary_llm,
+        with_fallback=providers.Singleton(FallbackRecommender, _primary_llm, _fallback_llm),
     )
+
+    # The playbook file is read once; a bad one stops the start-up (see `check`), naming the rule.
+    playbook = providers.Singleton(load_playbook, settings.provided.playbook_file)
+    instant_recommender = providers.Selector(
+        providers.Callable(_playbook_mode, settings),
+        on=providers.Singleton(PlaybookRecommender, playbook),
+        off=providers.Object(None),
+    )
+    checklist = providers.Selector(
+        providers.Callable(_playbook_mode, settings),
+        on=playbook.provided.checklist,
+        off=providers.Object(()),
+    )
+    feedback = providers.Singleton(PostgresFeedbackRepository, database.provided.engine)
 
     speech_detector = providers.Factory(WebRtcSpeechDetector, aggressiveness=settings.provided.vad_aggressiveness)
     container_decoder = providers.Factory(FfmpegDecoder)
@@ -169,6 +214,10 @@ class Container(containers.DeclarativeContainer):
         new_decoder=decoder.provider,
         recommender=recommender,
         cleaner=cleaner,
+        instant=instant_recommender,
+        checklist=checklist,
+        feedback=feedback,
+        conversation_end_silence_s=settings.provided.conversation_end_silence_s,
         segmenter_config=settings.provided.segmenter,
         language=settings.provided.stt_language,
     )
@@ -177,6 +226,12 @@ class Container(containers.DeclarativeContainer):
 def build_container(settings: Settings) -> Container:
     container = Container(settings=settings)
     return container
+
+
+def check(container: Container) -> None:
+    """Fail fast on configuration that only adapters can judge (the playbook file), before serving."""
+    if container.settings().playbook_enabled:
+        container.playbook()
 
 
 async def resolve(provider: Any) -> Any:

@@ -30,6 +30,18 @@ class ClientCommand(msgspec.Struct):
     comando: str
 
 
+FEEDBACK_ORIGINS = ("llm", "playbook")
+
+
+class FeedbackCommand(msgspec.Struct, forbid_unknown_fields=True):
+    """`{"comando": "feedback", "interacao_id": ..., "util": true|false}`: did the card help?"""
+
+    comando: str
+    interacao_id: str
+    util: bool
+    origem: str | None = None  # which card of that interaction, when the client knows
+
+
 # -- server -> client ----------------------------------------------------------------------------
 
 
@@ -56,7 +68,24 @@ class Transcricao(msgspec.Struct, tag_field="comando", tag="transcricao"):
 class Recomendar(msgspec.Struct, tag_field="comando", tag="recomendar"):
     interacao_id: str
     sugestoes: list[str]
-    origem: str
+    origem: str  # "llm" or "playbook"
+
+
+class ChecklistItemOut(msgspec.Struct):
+    id: str
+    texto: str
+    feito: bool
+
+
+class ChecklistFrame(msgspec.Struct, tag_field="comando", tag="checklist"):
+    conversa_id: str
+    itens: list[ChecklistItemOut]
+    encerrada: bool  # the conversation is over: this is its final state
+    interacao_id: str | None = None  # the interaction whose speech ticked an item
+
+
+class FeedbackRegistrado(msgspec.Struct, tag_field="comando", tag="feedback_registrado"):
+    interacao_id: str
 
 
 class Pong(msgspec.Struct, tag_field="comando", tag="pong"):
@@ -72,7 +101,7 @@ class Erro(msgspec.Struct, tag_field="comando", tag="erro"):
     mensagem: str
 
 
-ServerMessage = Conectado | Transcricao | Recomendar | Pong | Encerrado | Erro
+ServerMessage = Conectado | Transcricao | Recomendar | ChecklistFrame | FeedbackRegistrado | Pong | Encerrado | Erro
 
 _encoder = msgspec.json.Encoder()
 
@@ -91,6 +120,15 @@ class CloseCode(IntEnum):
     HANDSHAKE_TIMEOUT = 4408
     AUDIO_FORMAT_INVALID = 4415
     VAD_SETTINGS_INVALID = 4422
+
+
+class CommandError(Exception):
+    """A bad command after the handshake: answered with an `erro` frame, the connection stays open."""
+
+    def __init__(self, codigo: str, mensagem: str) -> None:
+        super().__init__(mensagem)
+        self.codigo = codigo
+        self.mensagem = mensagem
 
 
 class ProtocolError(Exception):
@@ -156,3 +194,16 @@ def parse_command(text: str) -> str | None:
         return _command_decoder.decode(text).comando
     except (msgspec.ValidationError, msgspec.DecodeError):
         return None
+
+
+_feedback_decoder = msgspec.json.Decoder(FeedbackCommand)
+
+
+def parse_feedback(text: str) -> FeedbackCommand:
+    try:
+        command = _feedback_decoder.decode(text)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise CommandError("feedback_invalido", f"feedback inválido: {exc}") from None
+    if command.origem is not None and command.origem not in FEEDBACK_ORIGINS:
+        raise CommandError("feedback_invalido", f"origem deve ser uma de: {', '.join(FEEDBACK_ORIGINS)}")
+    return command

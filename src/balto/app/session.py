@@ -1,4 +1,4 @@
-"""A counter's connection after the handshake: decode -> VAD -> transcribe -> buffer -> recommend -> store.
+"""A counter's connection after the handshake: decode -> VAD -> transcribe -> playbook -> buffer -> LLM -> store.
 
 This is the application service. It speaks only to ports, so unit tests drive it with in-memory
 fakes and the production wiring hands it the real adapters.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -16,7 +17,9 @@ import numpy as np
 
 from balto.domain.audio import AudioFormat
 from balto.domain.buffer import BufferAction, BufferDecision, BufferLine, ConversationBuffer
+from balto.domain.conversation import DEFAULT_END_SILENCE_S, Conversation
 from balto.domain.interaction import (
+    Feedback,
     IaStatus,
     Interaction,
     RecommendationRequest,
@@ -24,10 +27,11 @@ from balto.domain.interaction import (
     Suggestion,
     Transcript,
 )
+from balto.domain.playbook import ChecklistItem
 from balto.domain.vad import FRAME_SAMPLES, Segmenter, SegmenterConfig, SpeechSegment, VadPolicy
 from balto.ports.audio import AudioCleaner, AudioDecoder, DecodeError, SpeechDetector
 from balto.ports.inference import Recommender, SpeakerIdentifier, Transcriber, TranscriptionError
-from balto.ports.storage import InteractionRepository
+from balto.ports.storage import FeedbackRepository, InteractionRepository
 from balto.ports.system import Clock
 
 log = logging.getLogger(__name__)
@@ -48,9 +52,18 @@ class TranscriptEvent:
 class RecommendationEvent:
     interaction_uuid: str
     suggestions: tuple[Suggestion, ...]
+    origin: str = "llm"  # "llm" or "playbook"
 
 
-SessionEvent = TranscriptEvent | RecommendationEvent
+@dataclass(frozen=True)
+class ChecklistEvent:
+    conversation_id: str
+    items: tuple[tuple[ChecklistItem, bool], ...]  # every item, in the playbook's order, and whether it is done
+    interaction_uuid: str | None = None  # the cycle whose speech ticked an item; None at start-up or end
+    ended: bool = False  # the conversation is over: this is its final state
+
+
+SessionEvent = TranscriptEvent | RecommendationEvent | ChecklistEvent
 Emit = Callable[[SessionEvent], Awaitable[None]]
 
 
@@ -63,7 +76,11 @@ class PipelineDeps:
     clock: Clock
     new_detector: Callable[[], SpeechDetector]
     new_decoder: Callable[[AudioFormat], AudioDecoder]
-    recommender: Recommender | None = None
+    recommender: Recommender | None = None  # the LLM, fired by the buffer's rules
+    instant: Recommender | None = None  # the playbook, asked on every transcript before the buffer
+    checklist: tuple[ChecklistItem, ...] = ()
+    feedback: FeedbackRepository | None = None
+    conversation_end_silence_s: float = DEFAULT_END_SILENCE_S
     cleaner: AudioCleaner | None = None
     speakers: SpeakerIdentifier | None = None
     segmenter_config: SegmenterConfig = field(default_factory=SegmenterConfig)
@@ -86,6 +103,12 @@ class CounterSession:
     rather than by a segment gets a row of its own. At most one LLM call is in flight; text that
     arrives meanwhile waits in the buffer for the next trigger. A reply that arrives after the client
     left is stored but not sent.
+
+    Each transcript goes to the playbook first (instant, its card goes out at once) and ticks the
+    checklist, then to the buffer. Speech belongs to a conversation, which ends after
+    `conversation_end_silence_s` of silence or when the connection closes; a new one starts with a
+    fresh checklist, no cards shown and no LLM history. A card text is never shown twice in a
+    conversation, whichever recommender suggested it.
     """
 
     def __init__(
@@ -112,7 +135,9 @@ class CounterSession:
         self._segments: asyncio.Queue[_ClosedSegment | None] = asyncio.Queue(deps.segment_queue_size)
         self._carry = np.zeros(0, dtype=np.int16)
         self._history: list[BufferLine] = []
-        self._shown: list[str] = []
+        self._conversation: Conversation | None = None
+        self._last_voice_end: float | None = None  # end of the latest segment the VAD closed
+        self._interaction_uuids: set[str] = set()
         self._llm_task: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._ticker: asyncio.Task[None] | None = None
@@ -159,6 +184,7 @@ class CounterSession:
                 self._ticker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._ticker
+            await self._end_conversation()  # hanging up ends the conversation
             await self._decoder.aclose()
 
     def _fail(self, exc: DecodeError) -> None:
@@ -195,13 +221,14 @@ class CounterSession:
                     for offset in range(0, usable, FRAME_SAMPLES)
                 ]
                 for segment in self._segmenter.push_many(whole, voiced, chunk.received_at):
+                    self._last_voice_end = segment.last_received_at
                     await self._segments.put(_ClosedSegment(segment, self._deps.clock.now()))
         except DecodeError as exc:
             self._fail(exc)
         finally:
-            segment = self._segmenter.flush()
-            if segment is not None:
-                await self._segments.put(_ClosedSegment(segment, self._deps.clock.now()))
+            last = self._segmenter.flush()
+            if last is not None:
+                await self._segments.put(_ClosedSegment(last, self._deps.clock.now()))
             await self._segments.put(None)
 
     async def _worker(self) -> None:
@@ -214,8 +241,12 @@ class CounterSession:
     async def _tick_loop(self) -> None:
         while True:
             await asyncio.sleep(self._deps.tick_s)
-            if self._llm_task is None and not self._finishing:
-                self._fire_from_timer(self._buffer.tick(self._deps.clock.now()))
+            if self._finishing:
+                continue
+            now = self._deps.clock.now()
+            await self._end_conversation_if_silent(now)
+            if self._llm_task is None:
+                self._fire_from_timer(self._buffer.tick(now))
 
     # -- one cycle -------------------------------------------------------------------------------
 
@@ -229,6 +260,7 @@ class CounterSession:
             ts_audio_received=segment.first_received_at,
             ts_segment_closed=item.closed_at,
         )
+        self._interaction_uuids.add(interaction.uuid)
         speaker_label: str | None = None
         if self._deps.speakers is not None:
             try:
@@ -244,12 +276,24 @@ class CounterSession:
         interaction.stt_latency_ms = transcript.latency_ms
         text = transcript.text.strip()
         if not text:
+            if self._conversation is not None:
+                interaction.conversa_id = self._conversation.id
+                interaction.checklist = self._checklist_snapshot(self._conversation)
             await self._store(interaction)
             return
+        conversation, started = await self._conversation_at(segment.first_received_at)
+        interaction.conversa_id = conversation.id
         if self.want_transcripts:
             event = TranscriptEvent(interaction.uuid, text, segment.speech_start_s, segment.speech_end_s, speaker_label)
             if await self._emit(event):
                 interaction.ts_trans_sent = clock.now()
+        await self._ask_playbook(interaction, conversation, text, speaker_label)
+        ticked = conversation.checklist.hear(text, speaker_label)
+        conversation.heard(segment.last_received_at)
+        if self._deps.checklist:
+            interaction.checklist = conversation.checklist.snapshot()
+            if started or ticked:
+                await self._emit(self._checklist_event(conversation, interaction.uuid))
         before = self._buffer.pending_text
         decision = self._buffer.offer(
             text, clock.now(), speaker_label, started_at=segment.first_received_at, ended_at=segment.last_received_at
@@ -297,22 +341,34 @@ class CounterSession:
             self._buffer.take(self._deps.clock.now())
             return
         interaction = Interaction(balcao_id=self.balcao_id, conexao_id=self.conexao_id)
+        self._interaction_uuids.add(interaction.uuid)
         interaction.buffer_acao = _describe(decision)
+        if self._conversation is not None:
+            interaction.conversa_id = self._conversation.id
+            interaction.checklist = self._checklist_snapshot(self._conversation)
         self._start_llm(interaction)
 
     def _start_llm(self, interaction: Interaction) -> None:
-        lines = self._buffer.take(self._deps.clock.now())
+        now = self._deps.clock.now()
+        # The reply is filtered against the conversation the question came from, even if it has ended since.
+        conversation = self._conversation or Conversation.start(now)
+        lines = self._buffer.take(now)
         request = RecommendationRequest(
             balcao_id=self.balcao_id,
             lines=tuple(lines),
             history=tuple(self._history[-HISTORY_LINES:]),
-            already_suggested=tuple(self._shown),
+            already_suggested=tuple(conversation.shown),
+            at=now,
         )
         interaction.transcricao_completa = request.context
         self._history.extend(lines)
-        self._llm_task = asyncio.create_task(self._call_llm(interaction, request), name=f"llm-{self.conexao_id}")
+        self._llm_task = asyncio.create_task(
+            self._call_llm(interaction, request, conversation), name=f"llm-{self.conexao_id}"
+        )
 
-    async def _call_llm(self, interaction: Interaction, request: RecommendationRequest) -> None:
+    async def _call_llm(
+        self, interaction: Interaction, request: RecommendationRequest, conversation: Conversation
+    ) -> None:
         recommender, clock = self._deps.recommender, self._deps.clock
         assert recommender is not None
         requested_at = clock.now()
@@ -324,15 +380,108 @@ class CounterSession:
                 IaStatus.ERROR, provider=recommender.name, error=f"{type(exc).__name__}: {exc}"
             )
         interaction.record_ai(result, requested_at, clock.now())
-        if interaction.suggestions:
-            self._shown.extend(s.text for s in interaction.suggestions)
-            if await self._emit(RecommendationEvent(interaction.uuid, interaction.suggestions)):
-                interaction.ts_rec_sent = clock.now()
+        # The row keeps everything the LLM said; the card leaves out what this conversation already saw.
+        fresh = conversation.admit(interaction.suggestions)
+        if fresh and await self._emit(RecommendationEvent(interaction.uuid, fresh, "llm")):
+            interaction.ts_rec_sent = clock.now()
         await self._store(interaction)
         self._llm_task = None
         if not self._finishing:
             # Text that arrived while the call was in flight goes out now if a rule says so.
             self._fire_from_timer(self._buffer.tick(clock.now()))
+
+    # -- the playbook, conversations and their checklist -------------------------------------------
+
+    async def _ask_playbook(
+        self, interaction: Interaction, conversation: Conversation, text: str, speaker: str | None
+    ) -> None:
+        instant, now = self._deps.instant, self._deps.clock.now()
+        if instant is None:
+            return
+        request = RecommendationRequest(
+            balcao_id=self.balcao_id,
+            lines=(BufferLine(text, now, speaker),),
+            already_suggested=tuple(conversation.shown),
+            at=now,
+        )
+        try:
+            result = await instant.recommend(request)
+        except Exception:  # a broken rule must not cost the cycle its transcript or its LLM call
+            log.exception("recommender %s crashed on %s", instant.name, self.conexao_id)
+            return
+        fresh = conversation.admit(result.suggestions)
+        if not fresh:
+            return
+        interaction.playbook_suggestions = fresh
+        if await self._emit(RecommendationEvent(interaction.uuid, fresh, "playbook")):
+            interaction.ts_playbook_sent = self._deps.clock.now()
+
+    async def _conversation_at(self, speech_start: float) -> tuple[Conversation, bool]:
+        """The conversation speech starting at `speech_start` belongs to, and whether it starts with it."""
+        current = self._conversation
+        if current is not None and current.is_over(speech_start, self._deps.conversation_end_silence_s):
+            await self._end_conversation()
+            current = None
+        if current is not None:
+            return current, False
+        self._conversation = Conversation.start(speech_start, self._deps.checklist)
+        return self._conversation, True
+
+    async def _end_conversation_if_silent(self, now: float) -> None:
+        current = self._conversation
+        if current is None:
+            return
+        # A segment the VAD closed but the worker has not reached yet is speech too.
+        heard_until = max(current.last_speech_end, self._last_voice_end or current.last_speech_end)
+        if now - heard_until > self._deps.conversation_end_silence_s:
+            await self._end_conversation()
+
+    async def _end_conversation(self) -> None:
+        ended, self._conversation = self._conversation, None
+        if ended is None:
+            return
+        self._history.clear()  # the next customer's LLM context starts empty
+        if self._deps.checklist:
+            await self._emit(self._checklist_event(ended, None, ended=True))
+
+    def _checklist_snapshot(self, conversation: Conversation) -> dict[str, bool] | None:
+        return conversation.checklist.snapshot() if self._deps.checklist else None
+
+    @staticmethod
+    def _checklist_event(
+        conversation: Conversation, interaction_uuid: str | None, ended: bool = False
+    ) -> ChecklistEvent:
+        done = conversation.checklist.done
+        items = tuple((item, done[item.id]) for item in conversation.checklist.items)
+        return ChecklistEvent(conversation.id, items, interaction_uuid, ended)
+
+    # -- feedback ----------------------------------------------------------------------------------
+
+    async def feedback(self, interaction_uuid: str, useful: bool, origin: str | None = None) -> bool:
+        """Store the counter's verdict on the cards of one interaction; False when the id is not one of
+        this counter's interactions (malformed, unknown, or another balcão's)."""
+        repository = self._deps.feedback
+        if repository is None:
+            raise RuntimeError("no feedback repository configured")
+        try:
+            canonical = str(uuid.UUID(interaction_uuid))
+        except (ValueError, AttributeError, TypeError):
+            return False
+        if canonical not in self._interaction_uuids:
+            # An earlier connection's card (the attendant taps late): the row must be this balcão's.
+            row = await self._deps.interactions.get(canonical)
+            if row is None or row.balcao_id != self.balcao_id:
+                return False
+        await repository.add(
+            Feedback(
+                interacao_uuid=canonical,
+                balcao_id=self.balcao_id,
+                util=useful,
+                origem=origin,
+                conexao_id=self.conexao_id,
+            )
+        )
+        return True
 
     # -- output ----------------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import quote
 
@@ -43,6 +43,13 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int | None = 
     return value
 
 
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default)
+    if not value > 0:
+        raise SettingsError(f"{name} must be > 0, got {value:g}")
+    return value
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = _get(env, name)
     if raw is None:
@@ -57,15 +64,22 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
 LLM_PROVIDERS = ("grok", "openai", "openai_compatible", "off")
 
 
+def default_playbook_file() -> Path:
+    """The example pharmacy playbook shipped in the repository (src/balto/app/settings.py -> root)."""
+    return Path(__file__).resolve().parents[3] / "playbooks" / "farmacia.yaml"
+
+
 @dataclass(frozen=True)
 class LlmSettings:
     provider: str = "off"  # grok | openai | openai_compatible | off
     api_key: str | None = None
     model: str | None = None
     base_url: str | None = None
-    timeout_s: float = 10.0
+    timeout_s: float = 10.0  # the whole call's budget, the SDK's one retry included
     temperature: float = 0.3
     max_suggestions: int = 3
+    system_prompt: str | None = None  # None: the built-in pharmacy counter prompt
+    fallback: LlmSettings | None = None  # tried when this provider errs or times out
 
     @property
     def effective_model(self) -> str:
@@ -93,6 +107,9 @@ class Settings:
     stt_workers: int = 1
     stt_beam_size: int = 1
     llm: LlmSettings = field(default_factory=LlmSettings)
+    playbook_enabled: bool = True
+    playbook_file: Path = field(default_factory=default_playbook_file)
+    conversation_end_silence_s: float = 60.0
     handshake_timeout_s: float = 10.0
     log_level: str = "INFO"
     log_format: str = "text"
@@ -145,6 +162,9 @@ class Settings:
             stt_workers=_int(env, "STT_WORKERS", 1, 1),
             stt_beam_size=_int(env, "STT_BEAM_SIZE", 1, 1),
             llm=llm_settings_from_env(env),
+            playbook_enabled=_bool(env, "PLAYBOOK_ENABLED", True),
+            playbook_file=Path(playbook) if (playbook := _get(env, "PLAYBOOK_FILE")) else default_playbook_file(),
+            conversation_end_silence_s=_positive(env, "CONVERSATION_END_SILENCE_S", 60.0),
             handshake_timeout_s=_float(env, "HANDSHAKE_TIMEOUT_S", 10.0),
             log_level=(_get(env, "LOG_LEVEL") or "INFO").upper(),
             log_format=_get(env, "LOG_FORMAT") or "text",
@@ -187,12 +207,48 @@ def llm_settings_from_env(env: Mapping[str, str]) -> LlmSettings:
     if provider in ("grok", "openai") and not key:
         wanted = "XAI_API_KEY" if provider == "grok" else "OPENAI_API_KEY"
         raise SettingsError(f"LLM_PROVIDER={provider} needs {wanted} (unset LLM_PROVIDER to run without an LLM)")
-    return LlmSettings(
+    primary = LlmSettings(
         provider=provider,
         api_key=key,
         model=_get(env, "LLM_MODEL"),
         base_url=base_url,
-        timeout_s=_float(env, "LLM_TIMEOUT_S", 10.0),
+        timeout_s=_positive(env, "LLM_TIMEOUT_S", 10.0),
         temperature=_float(env, "LLM_TEMPERATURE", 0.3),
         max_suggestions=_int(env, "LLM_MAX_SUGGESTIONS", 3, 1),
+        system_prompt=_system_prompt(env),
     )
+    return replace(primary, fallback=_fallback_from_env(env, primary, xai_key, openai_key))
+
+
+def _system_prompt(env: Mapping[str, str]) -> str | None:
+    name = _get(env, "LLM_SYSTEM_PROMPT_FILE")
+    if name is None:
+        return None
+    try:
+        prompt = Path(name).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"LLM_SYSTEM_PROMPT_FILE: cannot read {name}: {exc}") from None
+    if not prompt:
+        raise SettingsError(f"LLM_SYSTEM_PROMPT_FILE: {name} is empty")
+    return prompt
+
+
+def _fallback_from_env(
+    env: Mapping[str, str], primary: LlmSettings, xai_key: str | None, openai_key: str | None
+) -> LlmSettings | None:
+    """LLM_FALLBACK_*: a second provider for when the first errs or times out; same prompt and limits."""
+    provider = (_get(env, "LLM_FALLBACK_PROVIDER") or "off").lower()
+    if provider == "off":
+        return None
+    if provider not in LLM_PROVIDERS:
+        raise SettingsError(f"LLM_FALLBACK_PROVIDER must be one of {', '.join(LLM_PROVIDERS)}, got {provider!r}")
+    if primary.provider == "off":
+        raise SettingsError("LLM_FALLBACK_PROVIDER needs a primary LLM (LLM_PROVIDER, XAI_API_KEY or OPENAI_API_KEY)")
+    key = _get(env, "LLM_FALLBACK_API_KEY") or {"grok": xai_key, "openai": openai_key}.get(provider)
+    base_url = _get(env, "LLM_FALLBACK_BASE_URL")
+    if provider == "openai_compatible" and not base_url:
+        raise SettingsError("LLM_FALLBACK_PROVIDER=openai_compatible needs LLM_FALLBACK_BASE_URL")
+    if provider in ("grok", "openai") and not key:
+        wanted = "XAI_API_KEY" if provider == "grok" else "OPENAI_API_KEY"
+        raise SettingsError(f"LLM_FALLBACK_PROVIDER={provider} needs {wanted} or LLM_FALLBACK_API_KEY")
+    return replace(primary, provider=provider, api_key=key, model=_get(env, "LLM_FALLBACK_MODEL"), base_url=base_url)

@@ -16,10 +16,14 @@ from litestar.exceptions import WebSocketDisconnect
 
 from balto.app import container as composition
 from balto.app.protocol import (
+    ChecklistFrame,
+    ChecklistItemOut,
     CloseCode,
+    CommandError,
     Conectado,
     Encerrado,
     Erro,
+    FeedbackRegistrado,
     Pong,
     ProtocolError,
     Recomendar,
@@ -30,9 +34,17 @@ from balto.app.protocol import (
     effective_policy,
     encode,
     parse_command,
+    parse_feedback,
     parse_handshake,
 )
-from balto.app.session import CounterSession, PipelineDeps, RecommendationEvent, SessionEvent, TranscriptEvent
+from balto.app.session import (
+    ChecklistEvent,
+    CounterSession,
+    PipelineDeps,
+    RecommendationEvent,
+    SessionEvent,
+    TranscriptEvent,
+)
 from balto.app.settings import Settings
 from balto.domain.keys import ApiKey
 from balto.ports.audio import DecodeError
@@ -148,15 +160,18 @@ class CounterHub:
                     await session.feed(data)
                     continue
                 text = message.get("text")
-                command = parse_command(text if isinstance(text, str) else "")
+                text = text if isinstance(text, str) else ""
+                command = parse_command(text)
                 if command == "ping":
                     await client.send(Pong())
+                elif command == "feedback":
+                    await self._feedback(client, session, text)
                 elif command == "fim":
                     graceful = True
                     break
                 else:
                     await client.send(
-                        Erro("comando_desconhecido", f"comando desconhecido: {command!r}; use ping ou fim")
+                        Erro("comando_desconhecido", f"comando desconhecido: {command!r}; use ping, feedback ou fim")
                     )
         except WebSocketDisconnect:
             session.client_gone()
@@ -186,6 +201,29 @@ class CounterHub:
             )
         log.info("connection %s closed after %d interactions", session.conexao_id, session.stored)
 
+    @staticmethod
+    async def _feedback(client: _Client, session: CounterSession, text: str) -> None:
+        """Answer a feedback command; whatever goes wrong, the connection and its audio carry on."""
+        try:
+            command = parse_feedback(text)
+            known = await session.feedback(command.interacao_id, command.util, command.origem)
+        except CommandError as exc:
+            await client.send(Erro(exc.codigo, exc.mensagem))
+            return
+        except Exception:
+            log.exception("could not store feedback on %s", session.conexao_id)
+            await client.send(Erro("feedback_nao_registrado", "não foi possível registrar o feedback; tente de novo"))
+            return
+        if known:
+            await client.send(FeedbackRegistrado(interacao_id=command.interacao_id))
+        else:
+            await client.send(
+                Erro(
+                    "interacao_desconhecida",
+                    f"interacao_id {command.interacao_id!r} não é uma interação deste balcão",
+                )
+            )
+
 
 def _safe(key: ApiKey) -> str:
     return f"{key.prefix}… (id {key.id})"
@@ -204,12 +242,20 @@ def _emitter(client: _Client) -> Callable[[SessionEvent], Any]:
                 )
             )
         elif isinstance(event, RecommendationEvent):
-            sources = {s.source for s in event.suggestions}
             await client.send(
                 Recomendar(
                     interacao_id=event.interaction_uuid,
                     sugestoes=[s.text for s in event.suggestions],
-                    origem=sources.pop() if len(sources) == 1 else "misto",
+                    origem=event.origin,
+                )
+            )
+        elif isinstance(event, ChecklistEvent):
+            await client.send(
+                ChecklistFrame(
+                    conversa_id=event.conversation_id,
+                    itens=[ChecklistItemOut(item.id, item.text, done) for item, done in event.items],
+                    encerrada=event.ended,
+                    interacao_id=event.interaction_uuid,
                 )
             )
 

@@ -2,8 +2,10 @@
 
 from balto.domain.audio import AudioFormat, PcmChunk
 from balto.domain.buffer import BufferAction, BufferDecision, BufferLine, ConversationBuffer, TriggerReason
+from balto.domain.conversation import Checklist, Conversation
 from balto.domain.interaction import (
     NENHUMA,
+    Feedback,
     IaStatus,
     Interaction,
     RecommendationRequest,
@@ -12,6 +14,7 @@ from balto.domain.interaction import (
     Transcript,
 )
 from balto.domain.keys import ApiKey
+from balto.domain.playbook import ChecklistItem, Playbook, PlaybookError, PlaybookRule, RuleCooldowns, fold
 from balto.domain.speaker import UNKNOWN, SpeakerMatch, SpeakerProfile, SpeakerScore
 from balto.domain.vad import (
     FRAME_SAMPLES,
@@ -34,13 +37,21 @@ __all__ = [
     "BufferAction",
     "BufferDecision",
     "BufferLine",
+    "Checklist",
+    "ChecklistItem",
+    "Conversation",
     "ConversationBuffer",
+    "Feedback",
     "IaStatus",
     "Interaction",
     "NoiseFloor",
     "PcmChunk",
+    "Playbook",
+    "PlaybookError",
+    "PlaybookRule",
     "RecommendationRequest",
     "RecommendationResult",
+    "RuleCooldowns",
     "Segmenter",
     "SegmenterConfig",
     "SpeakerMatch",
@@ -52,4 +63,5 @@ __all__ = [
     "TriggerReason",
     "VadPolicy",
     "VadSettingsError",
+    "fold",
 ]

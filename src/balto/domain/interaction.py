@@ -35,6 +35,7 @@ class Transcript:
 class Suggestion:
     text: str
     source: str = "llm"  # "llm" or "playbook"
+    rule: str | None = None  # the playbook rule that produced it
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class RecommendationRequest:
     lines: tuple[BufferLine, ...]
     history: tuple[BufferLine, ...] = ()  # earlier lines of the conversation, for context
     already_suggested: tuple[str, ...] = ()
+    at: float | None = None  # when it was asked (epoch seconds): rule cool-downs count from here
 
     @property
     def context(self) -> str:
@@ -75,7 +77,9 @@ class Interaction:
 
     The NULL vs "Nenhuma" contract of spec section 3.2 lives in `recomendacao_gerada`:
     NULL when the LLM was not called (or the call failed: see `ia_status`), the literal "Nenhuma" when
-    it was called and gave no suggestion, else "S: a | S: b".
+    it was called and gave no suggestion, else "S: a | S: b". Only the LLM ("the AI") writes it: the
+    playbook's cards on this cycle's segment are kept apart in `playbook_suggestions`, so a playbook
+    hit never turns NULL into something else.
     """
 
     balcao_id: str
@@ -88,8 +92,12 @@ class Interaction:
     segmento_fim: float | None = None
     buffer_acao: str | None = None
     ia_status: IaStatus = IaStatus.NOT_CALLED
-    suggestions: tuple[Suggestion, ...] = ()
+    suggestions: tuple[Suggestion, ...] = ()  # what the LLM answered, shown to the attendant or not
     grok_raw_response: str | None = None
+    ia_provider: str | None = None  # which provider answered (the fallback's name when it stepped in)
+    conversa_id: str | None = None
+    playbook_suggestions: tuple[Suggestion, ...] = ()  # the playbook card shown for this segment
+    checklist: dict[str, bool] | None = None  # the conversation's checklist after this cycle
     speaker: SpeakerMatch | None = None
     stt_provider: str | None = None
     stt_latency_ms: float | None = None
@@ -101,6 +109,7 @@ class Interaction:
     ts_ai_req: float | None = None
     ts_ai_resp: float | None = None
     ts_rec_sent: float | None = None
+    ts_playbook_sent: float | None = None
 
     @property
     def recomendacao_gerada(self) -> str | None:
@@ -122,3 +131,17 @@ class Interaction:
             self.ia_status = IaStatus.EMPTY
         self.suggestions = result.suggestions
         self.grok_raw_response = result.raw if result.raw is not None else result.error
+        self.ia_provider = result.provider
+
+
+@dataclass
+class Feedback:
+    """A counter's verdict on the cards of one interaction: did they help?"""
+
+    interacao_uuid: str
+    balcao_id: str
+    util: bool
+    origem: str | None = None  # "llm" or "playbook" when the client says which card; None: the row's cards
+    conexao_id: str | None = None
+    id: int | None = None  # assigned by the database
+    created_at: float | None = None

@@ -2,7 +2,12 @@
 
 from balto.ports.audio import AudioCleaner, AudioDecoder, DecodeError, SpeechDetector
 from balto.ports.inference import Recommender, SpeakerIdentifier, Transcriber, TranscriptionError
-from balto.ports.storage import ApiKeyRepository, InteractionRepository, SpeakerProfileRepository
+from balto.ports.storage import (
+    ApiKeyRepository,
+    FeedbackRepository,
+    InteractionRepository,
+    SpeakerProfileRepository,
+)
 from balto.ports.system import Clock
 
 __all__ = [
@@ -11,6 +16,7 @@ __all__ = [
     "AudioDecoder",
     "Clock",
     "DecodeError",
+    "FeedbackRepository",
     "InteractionRepository",
     "Recommender",
     "SpeakerIdentifier",

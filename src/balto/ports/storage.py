@@ -1,10 +1,10 @@
-"""Persistence ports: interactions, API keys and voice profiles."""
+"""Persistence ports: interactions, feedback on their cards, API keys and voice profiles."""
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from balto.domain.interaction import Interaction
+from balto.domain.interaction import Feedback, Interaction
 from balto.domain.keys import ApiKey
 from balto.domain.speaker import SpeakerProfile
 
@@ -18,6 +18,18 @@ class InteractionRepository(Protocol):
 
     async def list_recent(self, balcao_id: str | None = None, limit: int = 50) -> list[Interaction]:
         """Newest first."""
+        ...
+
+
+class FeedbackRepository(Protocol):
+    """Every verdict a counter sends on a card; several on one interaction are all kept (newest last)."""
+
+    async def add(self, feedback: Feedback) -> int:
+        """Store a verdict and return its id."""
+        ...
+
+    async def list_for(self, interacao_uuid: str) -> list[Feedback]:
+        """The verdicts on one interaction, oldest first."""
         ...
 
 

@@ -1,0 +1,63 @@
+"""The composition root picks recommenders from settings: playbook alone offline, LLM (+ fallback) with keys."""
+
+from __future__ import annotations
+
+import pytest
+
+from balto.adapters.openai_llm import OpenAICompatibleRecommender
+from balto.adapters.playbook import PlaybookRecommender
+from balto.app import container as composition
+from balto.app.recommenders import FallbackRecommender
+from balto.app.settings import Settings
+from balto.domain.playbook import PlaybookError
+
+
+@pytest.fixture
+async def build():
+    built: list[composition.Container] = []
+
+    def make(env: dict[str, str]) -> composition.Container:
+        container = composition.build_container(Settings.from_env(env))
+        built.append(container)
+        return container
+
+    yield make
+    for container in built:
+        await composition.stop(container)
+
+
+async def test_offline_the_playbook_is_the_recommender(build):
+    container = build({})
+    composition.check(container)
+    assert await composition.resolve(container.recommender) is None
+    instant = container.instant_recommender()
+    assert isinstance(instant, PlaybookRecommender) and instant.playbook.name == "farmacia"
+    assert [item.id for item in container.checklist()] == [item.id for item in instant.playbook.checklist]
+
+
+async def test_with_a_key_both_run(build):
+    container = build({"OPENAI_API_KEY": "sk-x", "LLM_TIMEOUT_S": "3"})
+    llm = await composition.resolve(container.recommender)
+    assert isinstance(llm, OpenAICompatibleRecommender) and llm.name == "openai"
+    assert isinstance(container.instant_recommender(), PlaybookRecommender)
+
+
+async def test_a_fallback_provider_wraps_the_primary(build):
+    container = build({"XAI_API_KEY": "x", "LLM_FALLBACK_PROVIDER": "openai", "OPENAI_API_KEY": "o"})
+    llm = await composition.resolve(container.recommender)
+    assert isinstance(llm, FallbackRecommender) and llm.name == "grok+openai"
+
+
+async def test_the_playbook_can_be_turned_off(build):
+    container = build({"PLAYBOOK_ENABLED": "false", "PLAYBOOK_FILE": "/nao/existe.yaml"})
+    composition.check(container)  # a missing file does not matter when the playbook is off
+    assert container.instant_recommender() is None and container.checklist() == ()
+
+
+async def test_a_bad_playbook_stops_the_start_up_naming_the_file_and_rule(build, tmp_path):
+    bad = tmp_path / "loja.yaml"
+    bad.write_text("regras:\n  - id: febre\n    frases: [febre]\n", encoding="utf-8")
+    container = build({"PLAYBOOK_FILE": str(bad)})
+    with pytest.raises(PlaybookError) as info:
+        composition.check(container)
+    assert str(bad) in str(info.value) and "rule 'febre'" in str(info.value)
