@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from balto.adapters.faster_whisper import WhisperTranscriber, load_whisper_model
 from balto.evaluation import wer
 from tests.fakes import FakeTranscriber
 from tests.support.audio import FIXTURES, fixture_manifest, read_wav
@@ -21,14 +19,6 @@ def utterance(index: int):
     u = MANIFEST["utterances"][index]
     start, end = int((u["start_s"] - 0.25) * 16_000), int((u["end_s"] + 0.25) * 16_000)
     return pcm[start:end], u["text"]
-
-
-@pytest.fixture(scope="session")
-def whisper(tmp_path_factory):
-    model = load_whisper_model("base", tmp_path_factory.mktemp("models"), "int8", cpu_threads=2)
-    executor = ThreadPoolExecutor(1)
-    yield WhisperTranscriber(model, executor, language="pt")
-    executor.shutdown()
 
 
 @pytest.fixture(params=["fake", "whisper"])
