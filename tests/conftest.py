@@ -9,6 +9,7 @@ from balto.adapters.faster_whisper import WhisperTranscriber, load_whisper_model
 from balto.adapters.postgres import create_engine
 from tests.support.openai_server import OpenAIServer
 from tests.support.postgres import TestDatabase, test_database
+from tests.support.stt_servers import AssemblyAIStub, ElevenLabsStub, OpenAIAudioStub, StubServer
 
 
 @pytest.fixture(scope="session")
@@ -51,3 +52,29 @@ def whisper(whisper_model):
     executor = ThreadPoolExecutor(1)
     yield WhisperTranscriber(whisper_model, executor, language="pt")
     executor.shutdown()
+
+
+_STT_STUBS: dict[str, type[StubServer]] = {
+    "assemblyai": AssemblyAIStub,
+    "elevenlabs": ElevenLabsStub,
+    "openai": OpenAIAudioStub,
+}
+
+
+@pytest.fixture(scope="session")
+def stt_servers():
+    """One stub server per transcription vendor, on 127.0.0.1, for the whole session."""
+    servers = {name: stub() for name, stub in _STT_STUBS.items()}
+    for server in servers.values():
+        server.__enter__()
+    yield servers
+    for server in servers.values():
+        server.__exit__(None, None, None)
+
+
+@pytest.fixture
+def stt_server(stt_servers):
+    """The vendor stubs, each reset to answer "Bom dia"; index by vendor name."""
+    for server in stt_servers.values():
+        server.reset()
+    return stt_servers

@@ -1,8 +1,11 @@
-"""Decoder for raw PCM s16le 16 kHz mono: no process, no copy beyond the byte-to-sample view."""
+"""Raw PCM s16le 16 kHz mono: the decoder (no process, no copy beyond the byte-to-sample view) and the
+in-memory WAV that transcription vendors take as an upload."""
 
 from __future__ import annotations
 
 import asyncio
+import io
+import wave
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -55,3 +58,14 @@ class RawPcmDecoder(AudioDecoder):
         while not self._queue.empty():
             self._queue.get_nowait()
         self._queue.put_nowait(_END)
+
+
+def pcm_to_wav(pcm: np.ndarray, rate: int = 16_000) -> bytes:
+    """A 16-bit mono WAV file in memory: the one container every transcription vendor accepts."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(np.asarray(pcm, dtype="<i2").tobytes())
+    return buffer.getvalue()
