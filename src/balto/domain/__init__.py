@@ -8,6 +8,7 @@ from balto.domain.interaction import (
     Interaction,
     RecommendationRequest,
     RecommendationResult,
+    SttStatus,
     Suggestion,
     Transcript,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "SpeakerProfile",
     "SpeakerScore",
     "SpeechSegment",
+    "SttStatus",
     "Suggestion",
     "Transcript",
     "TriggerReason",
