@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 from balto.adapters.assemblyai import AssemblyAITranscriber
 from balto.app import container as composition
 from balto.app.routing import SmartRoutingTranscriber
@@ -62,3 +64,32 @@ async def test_routing_off_builds_the_one_provider_named(stt_server):
 
 def test_the_container_maps_every_provider_the_settings_know():
     assert set(composition.Container.stt_providers.kwargs) == set(STT_PROVIDERS)
+
+
+@pytest.fixture
+def root_logging():
+    """The CLI configures the root logger for a process; put pytest's back afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_balto_wer_measures_the_provider_named(stt_server, monkeypatch, tmp_path, root_logging):
+    from click.testing import CliRunner
+
+    from balto.app.cli import main
+
+    server = stt_server["elevenlabs"]
+    server.default = SttReply(text="Bom dia.")
+    monkeypatch.setenv("ELEVENLABS_API_KEY", server.api_key)
+    monkeypatch.setenv("ELEVENLABS_BASE_URL", server.base_url)
+    monkeypatch.setenv("BALTO_REAL_AUDIO_DIR", str(tmp_path))  # no real recordings: fixtures only
+    result = CliRunner().invoke(main, ["wer", "--provider", "elevenlabs"])
+    assert result.exit_code == 0, result.output
+    assert "bom_dia.wav#1                 0.00" in result.output
+    assert "elevenlabs on" in result.output and "WER" in result.output
+    assert "real speech and noise not measured" in result.output
+    strict = CliRunner().invoke(main, ["wer", "--provider", "elevenlabs", "--max-wer", "0.1"])
+    assert strict.exit_code == 1 and "above --max-wer 0.1" in strict.output
