@@ -1,7 +1,7 @@
 """interacoes.stt_status and stt_error: a cycle whose transcription failed is told apart from silence
 
 Revision ID: 0003
-Revises: 0002
+Revises: 0002 (0001 until this branch is merged after 0002)
 Create Date: 2026-11-25
 """
 

@@ -75,7 +75,8 @@ class AssemblyAITranscriber(Transcriber):
             raise TranscriptionError(f"assemblyai: transcript failed: {result.error}")
         return Transcript(
             text=" ".join((result.text or "").split()),
-            language=normalize_language(str(result.language_code or "") or language),
+            # The SDK may hand back its LanguageCode enum (a str subclass) or a plain string.
+            language=normalize_language(getattr(result.language_code, "value", result.language_code) or language),
             confidence=result.confidence,
             provider=self.name,
             latency_ms=(time.perf_counter() - started) * 1000,

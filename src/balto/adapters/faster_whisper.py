@@ -129,10 +129,12 @@ class WhisperTranscriber(Transcriber):
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
-            segments, lang = await loop.run_in_executor(self._executor, self._decode, pcm, language or self._language)
+            segments, lang, evidence = await loop.run_in_executor(
+                self._executor, self._decode, pcm, language or self._language
+            )
         except Exception as exc:  # CTranslate2 raises plain RuntimeErrors; a shut-down pool too
             raise TranscriptionError(f"whisper failed: {exc}") from exc
-        text, confidence = self._keep_real_speech(segments, pcm)
+        text, confidence = self._keep_real_speech(segments, evidence)
         return Transcript(
             text=text,
             language=lang,
@@ -141,9 +143,9 @@ class WhisperTranscriber(Transcriber):
             latency_ms=(time.perf_counter() - started) * 1000,
         )
 
-    def _keep_real_speech(self, segments: list[DecodedSegment], pcm: np.ndarray) -> tuple[str, float | None]:
+    def _keep_real_speech(self, segments: list[DecodedSegment], evidence: AudioEvidence) -> tuple[str, float | None]:
         if self._suppress:
-            verdicts = judge_segments(segments, AudioEvidence.of(pcm))
+            verdicts = judge_segments(segments, evidence)
         else:
             verdicts = [Verdict(" ".join(s.text.split())) for s in segments]
         kept: list[str] = []
@@ -164,7 +166,7 @@ class WhisperTranscriber(Transcriber):
         confidence = math.exp(sum(logprobs) / len(logprobs)) if logprobs else None
         return " ".join(kept), confidence
 
-    def _decode(self, pcm: np.ndarray, language: str | None) -> tuple[list[DecodedSegment], str | None]:
+    def _decode(self, pcm: np.ndarray, language: str | None) -> tuple[list[DecodedSegment], str | None, AudioEvidence]:
         audio = pcm.astype(np.float32) / 32768.0
         segments, info = self._model.transcribe(
             audio,
@@ -192,7 +194,7 @@ class WhisperTranscriber(Transcriber):
             )
             for segment in segments
         ]
-        return decoded, info.language
+        return decoded, info.language, AudioEvidence.of(pcm)
 
 
 def max_new_tokens(duration_s: float) -> int:
