@@ -155,6 +155,13 @@ async def test_a_provider_that_does_not_answer_in_time_hands_over_to_the_next():
     assert loop.time() - started < 1.0
 
 
+async def test_the_last_provider_is_not_cut_short_having_nobody_to_hand_over_to():
+    slow_vendor = FakeTranscriber(["do fornecedor"], delay_s=5.0, name="elevenlabs")
+    slow_local = FakeTranscriber(["local, devagar"], delay_s=0.2, name="whisper")
+    transcript = await router(slow_vendor, slow_local, timeout_s=0.05).transcribe(seconds(2), "pt")
+    assert (transcript.text, transcript.provider) == ("local, devagar", "whisper")
+
+
 async def test_a_crashing_provider_is_a_failing_provider():
     class Crashing(FakeTranscriber):
         async def transcribe(self, pcm, language=None):
@@ -222,15 +229,15 @@ async def test_a_short_segment_falls_back_to_the_list_when_whisper_fails():
 
 async def test_when_every_provider_fails_the_error_says_why_for_each():
     clock = FakeClock()
-    a, b = FakeTranscriber(name="elevenlabs"), FakeTranscriber(delay_s=5.0, name="whisper")
-    a.fail_always = True
+    a, b = FakeTranscriber(delay_s=5.0, name="elevenlabs"), FakeTranscriber(name="whisper")
+    b.fail_always = True
     routing = router(a, b, clock=clock, timeout_s=0.05, failures=1)
     with pytest.raises(TranscriptionError) as info:
         await routing.transcribe(seconds(2))
     message = str(info.value)
     assert message.startswith("every transcription provider failed:")
-    assert "elevenlabs: scripted failure" in message and "whisper: no answer within 0.05 s" in message
-    with pytest.raises(TranscriptionError, match="elevenlabs: skipped for 30 s more"):
+    assert "elevenlabs: no answer within 0.05 s" in message and "whisper: scripted failure" in message
+    with pytest.raises(TranscriptionError, match=r"elevenlabs: skipped for 30 s more.*whisper: skipped"):
         await routing.transcribe(seconds(2))  # both breakers now open: nobody is called
 
 

@@ -22,7 +22,9 @@ class SmartRoutingTranscriber(Transcriber):
     """Tries the providers in the policy's order for the segment's length until one answers.
 
     A provider gets `timeout_s` seconds; a timeout, a TranscriptionError or any other exception
-    counts as its failure and the next provider is tried. A provider whose breaker is open is
+    counts as its failure and the next provider is tried. The last provider in the order has no
+    such limit, since cutting it short would only lose the transcript (a remote vendor still has
+    its own deadline, STT_TIMEOUT_S). A provider whose breaker is open is
     skipped without a call. The Transcript that comes back is the serving provider's own (its name
     and latency). When every provider failed or was skipped, TranscriptionError lists why, one
     reason per provider.
@@ -57,14 +59,16 @@ class SmartRoutingTranscriber(Transcriber):
 
     async def transcribe(self, pcm: np.ndarray, language: str | None = None) -> Transcript:
         failures: list[str] = []
-        for name in self._policy.order(pcm.size / SAMPLE_RATE):
+        order = self._policy.order(pcm.size / SAMPLE_RATE)
+        for position, name in enumerate(order, 1):
             breaker = self._breakers[name]
             now = self._clock.now()
             if not breaker.allow(now):
                 failures.append(f"{name}: skipped for {breaker.retry_in(now):.0f} s more after repeated failures")
                 continue
             probing = breaker.state is BreakerState.HALF_OPEN  # this call is the one probe
-            transcript, failure = await self._attempt(name, breaker, probing, pcm, language)
+            timeout_s = self._timeout_s if position < len(order) else None
+            transcript, failure = await self._attempt(name, breaker, probing, timeout_s, pcm, language)
             if transcript is not None:
                 if failures:
                     log.info("SMART_ROUTING: segment served by %s after %s", name, "; ".join(failures))
@@ -82,13 +86,19 @@ class SmartRoutingTranscriber(Transcriber):
         raise TranscriptionError("every transcription provider failed: " + "; ".join(failures))
 
     async def _attempt(
-        self, name: str, breaker: CircuitBreaker, probing: bool, pcm: np.ndarray, language: str | None
+        self,
+        name: str,
+        breaker: CircuitBreaker,
+        probing: bool,
+        timeout_s: float | None,
+        pcm: np.ndarray,
+        language: str | None,
     ) -> tuple[Transcript | None, str]:
         try:
-            async with asyncio.timeout(self._timeout_s):
+            async with asyncio.timeout(timeout_s):
                 transcript = await self._transcribers[name].transcribe(pcm, language)
         except TimeoutError:
-            return None, f"{name}: no answer within {self._timeout_s:g} s"
+            return None, f"{name}: no answer within {timeout_s:g} s"
         except TranscriptionError as exc:
             message = str(exc)
             return None, message if message.startswith(f"{name}:") else f"{name}: {message}"

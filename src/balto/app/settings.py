@@ -58,8 +58,7 @@ def _names(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple
     raw = _get(env, name)
     if raw is None:
         return default
-    names = tuple(dict.fromkeys(part.strip().lower() for part in raw.split(",") if part.strip()))
-    return names
+    return tuple(dict.fromkeys(part.strip().lower() for part in raw.split(",") if part.strip()))
 
 
 LLM_PROVIDERS = ("grok", "openai", "openai_compatible", "off")
