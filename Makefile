@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test install lint fixtures clean bench-frontend bench-cleaner bench-vad
+.PHONY: run test install lint wer fixtures clean bench-frontend bench-cleaner bench-vad
 
 $(BIN)/balto: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+
+# Word error rate of local Whisper on the committed fixtures (and ../shared/audio where present), plus
+# the words it invents on real noise: run it after touching transcription to see regressions.
+wer: install
+	$(BIN)/balto wer
 
 # Regenerates the committed speech fixtures (needs espeak-ng and sox; tests never do).
 fixtures:

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from balto.adapters import migrations
+from balto.adapters.faster_whisper import WhisperTranscriber, load_whisper_model
 from balto.adapters.postgres import create_engine
 from tests.support.openai_server import OpenAIServer, Reply
 from tests.support.postgres import TestDatabase, test_database
+from tests.support.stt_servers import AssemblyAIStub, ElevenLabsStub, OpenAIAudioStub, StubServer
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +53,42 @@ def openai_server_b():
 def openai_stub_b(openai_server_b):
     openai_server_b.stub.reset(Reply.suggestions("Ofereça um analgésico"))
     return openai_server_b.stub
+
+
+@pytest.fixture(scope="session")
+def whisper_model(tmp_path_factory):
+    """The packaged Whisper base, loaded once per test session."""
+    return load_whisper_model("base", tmp_path_factory.mktemp("models"), "int8", cpu_threads=2)
+
+
+@pytest.fixture(scope="session")
+def whisper(whisper_model):
+    executor = ThreadPoolExecutor(1)
+    yield WhisperTranscriber(whisper_model, executor, language="pt")
+    executor.shutdown()
+
+
+_STT_STUBS: dict[str, type[StubServer]] = {
+    "assemblyai": AssemblyAIStub,
+    "elevenlabs": ElevenLabsStub,
+    "openai": OpenAIAudioStub,
+}
+
+
+@pytest.fixture(scope="session")
+def stt_servers():
+    """One stub server per transcription vendor, on 127.0.0.1, for the whole session."""
+    servers = {name: stub() for name, stub in _STT_STUBS.items()}
+    for server in servers.values():
+        server.__enter__()
+    yield servers
+    for server in servers.values():
+        server.__exit__(None, None, None)
+
+
+@pytest.fixture
+def stt_server(stt_servers):
+    """The vendor stubs, each reset to answer "Bom dia"; index by vendor name."""
+    for server in stt_servers.values():
+        server.reset()
+    return stt_servers

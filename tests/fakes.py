@@ -123,15 +123,22 @@ class InMemoryApiKeyRepository(ApiKeyRepository):
 class FakeTranscriber(Transcriber):
     """Returns scripted texts in order (or a function of the segment), recording every call."""
 
-    def __init__(self, texts: list[str] | Callable[[np.ndarray], str] | None = None, delay_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        texts: list[str] | Callable[[np.ndarray], str] | None = None,
+        delay_s: float = 0.0,
+        name: str = "fake",
+    ) -> None:
         self._texts = texts if texts is not None else []
         self.calls: list[np.ndarray] = []
         self.delay_s = delay_s
         self.fail_next = 0
+        self.fail_always = False
+        self._name = name
 
     @property
     def name(self) -> str:
-        return "fake"
+        return self._name
 
     async def transcribe(self, pcm: np.ndarray, language: str | None = None) -> Transcript:
         from balto.ports.inference import TranscriptionError
@@ -139,9 +146,9 @@ class FakeTranscriber(Transcriber):
         self.calls.append(pcm.copy())
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
-        if self.fail_next:
-            self.fail_next -= 1
-            raise TranscriptionError("scripted failure")
+        if self.fail_always or self.fail_next:
+            self.fail_next = max(0, self.fail_next - 1)
+            raise TranscriptionError(f"{self._name}: scripted failure")
         text = self._texts(pcm) if callable(self._texts) else self._texts.pop(0) if self._texts else ""
         return Transcript(text=text, language=language, confidence=0.9, provider=self.name, latency_ms=1.0)
 

@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from balto.adapters.postgres import PostgresInteractionRepository, create_engine
-from balto.domain.interaction import IaStatus, Interaction, RecommendationResult, Suggestion
+from balto.domain.interaction import IaStatus, Interaction, RecommendationResult, SttStatus, Suggestion, Transcript
 from balto.domain.speaker import SpeakerMatch, SpeakerScore
 from tests.fakes import InMemoryInteractionRepository
 
@@ -30,14 +30,13 @@ def full_interaction(balcao: str = "B1") -> Interaction:
         segmento_inicio=1.25,
         segmento_fim=3.5,
         buffer_acao="disparar:acumulo",
-        stt_provider="whisper",
-        stt_latency_ms=812.5,
         ts_audio_received=1_700_000_000.123456,
         ts_segment_closed=1_700_000_001.0,
         ts_trans_req=1_700_000_001.1,
         ts_trans_resp=1_700_000_001.9,
         ts_trans_sent=1_700_000_001.95,
     )
+    row.record_transcript(Transcript("você tem dipirona", "pt", 0.8, provider="whisper", latency_ms=812.5))
     row.speaker = SpeakerMatch("p1", 0.8, (SpeakerScore("p1", "Ana", "atendente", 0.8, 0.93),))
     row.record_ai(
         RecommendationResult(
@@ -68,6 +67,7 @@ async def test_round_trip_keeps_every_field(repo):
         "balcao_id", "conexao_id", "transcricao", "transcricao_completa", "segmento_inicio", "segmento_fim",
         "buffer_acao", "ia_status", "suggestions", "grok_raw_response", "stt_provider", "stt_latency_ms",
         "recomendacao_gerada", "speaker_data", "ia_provider", "conversa_id", "playbook_suggestions", "checklist",
+        "stt_status", "stt_error",
     ):  # fmt: skip
         assert getattr(stored, name) == getattr(row, name), name
     for name in ("ts_audio_received", "ts_trans_resp", "ts_ai_req", "ts_rec_sent", "ts_playbook_sent"):
@@ -89,6 +89,28 @@ async def test_the_three_states_of_recomendacao_gerada(repo):
     assert stored_failed.recomendacao_gerada is None
     assert stored_failed.ia_status is IaStatus.ERROR
     assert stored_failed.grok_raw_response == "HTTP 500"
+
+
+async def test_a_failed_transcription_is_stored_with_its_status_and_reason(repo):
+    failed = Interaction(balcao_id="B7", conexao_id="c")
+    failed.record_stt_failure(
+        "every transcription provider failed: elevenlabs: HTTP 503; whisper: no answer within 4 s"
+    )
+    silent = Interaction(balcao_id="B7", conexao_id="c")
+    silent.record_transcript(Transcript("", provider="whisper", latency_ms=900.0))
+    timer = Interaction(balcao_id="B7", conexao_id="c")  # no segment in this cycle
+    for row in (failed, silent, timer):
+        await repo.add(row)
+    stored = await repo.get(failed.uuid)
+    assert (stored.transcricao, stored.stt_status, stored.stt_provider) == ("", SttStatus.ERROR, None)
+    assert "elevenlabs: HTTP 503" in stored.stt_error
+    stored_silent = await repo.get(silent.uuid)
+    assert (stored_silent.stt_status, stored_silent.stt_provider, stored_silent.stt_error) == (
+        SttStatus.EMPTY,
+        "whisper",
+        None,
+    )
+    assert (await repo.get(timer.uuid)).stt_status is None
 
 
 async def test_adding_the_same_uuid_twice_stores_one_row(repo):

@@ -1,17 +1,23 @@
-"""Transcriber contract: the scripted fake and local faster-whisper, on the committed speech fixture."""
+"""Transcriber contract: the scripted fake, local faster-whisper on the committed speech fixture, and
+each vendor adapter with its real SDK making real HTTP calls to a local server that answers as the
+vendor's documented API does."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import pytest
 
-from balto.adapters.faster_whisper import WhisperTranscriber, load_whisper_model
+from balto.adapters.faster_whisper import WhisperTranscriber
 from balto.evaluation import wer
+from balto.ports.inference import Transcriber, TranscriptionError
 from tests.fakes import FakeTranscriber
 from tests.support.audio import FIXTURES, fixture_manifest, read_wav
+from tests.support.stt_servers import VENDOR_FACTORIES, SttReply
 
 MANIFEST = fixture_manifest()["balcao_pt.wav"]
 
@@ -23,34 +29,87 @@ def utterance(index: int):
     return pcm[start:end], u["text"]
 
 
-@pytest.fixture(scope="session")
-def whisper(tmp_path_factory):
-    model = load_whisper_model("base", tmp_path_factory.mktemp("models"), "int8", cpu_threads=2)
-    executor = ThreadPoolExecutor(1)
-    yield WhisperTranscriber(model, executor, language="pt")
-    executor.shutdown()
+@dataclass
+class Backend:
+    transcriber: Transcriber
+    says: Callable[[str], None]  # the next call hears this text (where the backend can be scripted)
+    slow: Callable[[float], None]  # the next call takes this long to answer
+    failing: Callable[[], Transcriber]  # a transcriber whose next call fails the way this backend fails
 
 
-@pytest.fixture(params=["fake", "whisper"])
-def transcriber(request):
+def _fake() -> Backend:
+    texts: list[str] = []
+    fake = FakeTranscriber(lambda pcm: texts.pop(0) if texts else "")
+
+    def slow(seconds: float) -> None:
+        fake.delay_s = seconds
+
+    def failing() -> Transcriber:
+        broken = FakeTranscriber()
+        broken.fail_next = 1
+        return broken
+
+    return Backend(fake, texts.append, slow, failing)
+
+
+def _whisper(whisper: WhisperTranscriber, model) -> Backend:
+    def failing() -> Transcriber:
+        # The real way local Whisper fails at run time: its worker pool is gone (shutdown, a crash).
+        executor = ThreadPoolExecutor(1)
+        executor.shutdown()
+        return WhisperTranscriber(model, executor, language="pt")
+
+    return Backend(whisper, lambda text: None, lambda seconds: None, failing)
+
+
+def _vendor(name: str, server) -> Backend:
+    transcriber = VENDOR_FACTORIES[name](server)
+
+    def says(text: str) -> None:
+        server.script.append(SttReply(text=text))
+
+    def slow(seconds: float) -> None:
+        server.script.append(SttReply(text="Bom dia", delay_s=seconds))
+
+    def failing() -> Transcriber:
+        server.script.append(SttReply(status=500))
+        return transcriber
+
+    return Backend(transcriber, says, slow, failing)
+
+
+@pytest.fixture(params=["fake", "whisper", "assemblyai", "elevenlabs", "openai"])
+def backend(request) -> Backend:
     if request.param == "fake":
-        return FakeTranscriber(lambda pcm: next(u["text"] for u in MANIFEST["utterances"]))
-    return request.getfixturevalue("whisper")
+        return _fake()
+    if request.param == "whisper":
+        return _whisper(request.getfixturevalue("whisper"), request.getfixturevalue("whisper_model"))
+    return _vendor(request.param, request.getfixturevalue("stt_server")[request.param])
 
 
-@pytest.mark.slow
-async def test_speech_is_transcribed_close_to_what_was_said(transcriber):
+async def test_speech_is_transcribed_close_to_what_was_said(backend):
     pcm, text = utterance(0)
-    transcript = await transcriber.transcribe(pcm, "pt")
-    assert transcript.provider == transcriber.name
-    assert transcript.latency_ms is not None and transcript.latency_ms >= 0
+    backend.says(text)
+    transcript = await backend.transcriber.transcribe(pcm, "pt")
     # espeak-ng's synthetic Portuguese is hard for Whisper base; real speech is held to 0.30 end to end.
     assert wer(text, transcript.text) <= 0.5, transcript.text
 
 
-@pytest.mark.slow
-async def test_transcription_does_not_block_the_event_loop(transcriber):
-    pcm, _ = utterance(1)
+async def test_a_transcript_names_its_provider_language_confidence_and_latency(backend):
+    pcm, text = utterance(1)
+    backend.says(text)
+    transcript = await backend.transcriber.transcribe(pcm, "pt")
+    assert transcript.provider == backend.transcriber.name
+    assert transcript.language == "pt"
+    assert transcript.confidence is None or 0.0 < transcript.confidence <= 1.0
+    assert transcript.latency_ms is not None and transcript.latency_ms >= 0
+    assert transcript.text == transcript.text.strip() and "  " not in transcript.text
+
+
+async def test_transcription_does_not_block_the_event_loop(backend):
+    pcm, text = utterance(1)
+    backend.says(text)
+    backend.slow(0.3)
     gaps: list[float] = []
     done = asyncio.Event()
 
@@ -63,8 +122,14 @@ async def test_transcription_does_not_block_the_event_loop(transcriber):
             last = now
 
     beat = asyncio.create_task(heartbeat())
-    await transcriber.transcribe(pcm, "pt")
+    await backend.transcriber.transcribe(pcm, "pt")
     await asyncio.sleep(0.02)
     done.set()
     await beat
     assert gaps and max(gaps) < 0.25
+
+
+async def test_a_provider_fault_is_a_transcription_error(backend):
+    pcm, _ = utterance(0)
+    with pytest.raises(TranscriptionError):
+        await backend.failing().transcribe(pcm, "pt")

@@ -79,7 +79,12 @@ async def test_undecodable_audio_gets_an_erro_frame_and_close_4415(server, first
 
 
 def ffmpeg_children(pid: int) -> list[psutil.Process]:
-    return [p for p in psutil.Process(pid).children(recursive=True) if "ffmpeg" in p.name()]
+    found = []
+    for child in psutil.Process(pid).children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):  # it may exit between the listing and the look
+            if "ffmpeg" in child.name():
+                found.append(child)
+    return found
 
 
 async def test_many_connections_that_vanish_leave_no_ffmpeg_and_no_fd(server, openai_stub, tmp_path):

@@ -66,6 +66,8 @@ async def test_fixture_streamed_gets_recomendar_and_every_cycle_is_stored(server
     said = fixture_manifest()["balcao_pt.wav"]["text"]
     heard = " ".join(r["transcricao"] for r in rows if r["transcricao"])
     assert wer(said, heard) <= 0.5, heard  # synthetic espeak voice; real speech is held to 0.30
+    assert {(r["stt_provider"], r["stt_status"]) for r in rows} == {("whisper", "ok")}
+    assert all(r["stt_latency_ms"] > 0 and r["stt_error"] is None for r in rows)
     fired = next(r for r in rows if str(r["uuid"]) == card["interacao_id"])
     assert fired["recomendacao_gerada"] == "S: Ofereça um analgésico | S: Pergunte se tem alergia"
     assert fired["ia_status"] == "ok"

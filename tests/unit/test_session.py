@@ -9,10 +9,12 @@ import pytest
 
 from balto.adapters.pcm import PcmDecoder
 from balto.adapters.playbook import PlaybookRecommender
+from balto.app.routing import SmartRoutingTranscriber
 from balto.app.session import ChecklistEvent, CounterSession, PipelineDeps, RecommendationEvent, TranscriptEvent
 from balto.domain.audio import AudioFormat
-from balto.domain.interaction import IaStatus, Interaction, RecommendationResult
+from balto.domain.interaction import IaStatus, Interaction, RecommendationResult, SttStatus
 from balto.domain.playbook import ChecklistItem, Playbook, PlaybookRule
+from balto.domain.routing import RoutingPolicy
 from balto.domain.speaker import SpeakerMatch, SpeakerScore
 from balto.domain.vad import VadPolicy
 from tests.fakes import (
@@ -245,6 +247,53 @@ async def test_transcription_failure_stores_an_empty_row_and_carries_on():
     session, repo, _events, _ = make(None, transcriber=transcriber)
     await stream(session, TWO_UTTERANCES)
     assert [r.transcricao for r in repo.rows] == ["", "segunda frase"]
+    failed, ok = repo.rows
+    assert (failed.stt_status, failed.stt_provider, failed.stt_error) == (
+        SttStatus.ERROR,
+        None,
+        "fake: scripted failure",
+    )
+    assert (ok.stt_status, ok.stt_provider, ok.stt_latency_ms, ok.stt_error) == (SttStatus.OK, "fake", 1.0, None)
+
+
+async def test_every_row_of_a_segment_says_who_transcribed_it_and_whether_there_was_text():
+    session, repo, _events, _ = make(["", "bom dia"])
+    await stream(session, TWO_UTTERANCES)
+    silent, spoken = repo.rows
+    assert (silent.transcricao, silent.stt_status, silent.stt_provider) == ("", SttStatus.EMPTY, "fake")
+    assert (spoken.stt_status, spoken.stt_provider) == (SttStatus.OK, "fake")
+
+
+async def test_all_providers_down_stores_the_cycle_as_an_stt_error_and_the_connection_stays_open():
+    vendor = FakeTranscriber(["primeira", "segunda", "terceira"], name="elevenlabs")
+    local = FakeTranscriber(["local"], name="whisper")
+    vendor.fail_always = local.fail_always = True
+    clock = FakeClock()
+    routing = SmartRoutingTranscriber(
+        {"elevenlabs": vendor, "whisper": local}, RoutingPolicy(("elevenlabs", "whisper")), clock
+    )
+    recommender = FakeRecommender()
+    session, repo, events, _ = make(None, recommender=recommender, clock=clock, transcriber=routing)
+    session.start()
+    await session.feed(TWO_UTTERANCES[: 16_000 * 2].tobytes())  # the first utterance and its pause
+    for _ in range(200):
+        if repo.rows:
+            break
+        await asyncio.sleep(0.005)
+    (down,) = repo.rows
+    assert down.transcricao == "" and down.stt_status is SttStatus.ERROR and down.stt_provider is None
+    assert down.stt_error.startswith("every transcription provider failed:")
+    assert "elevenlabs: scripted failure" in down.stt_error and "whisper: scripted failure" in down.stt_error
+    assert down.recomendacao_gerada is None and down.ts_trans_resp is not None
+    assert session.connected and session.error is None
+    vendor.fail_always = False  # the vendor is back: the same connection goes on
+    await session.feed(TWO_UTTERANCES[16_000 * 2 :].tobytes())
+    await session.finish()
+    assert [(r.transcricao, r.stt_status, r.stt_provider) for r in repo.rows] == [
+        ("", SttStatus.ERROR, None),
+        ("primeira", SttStatus.OK, "elevenlabs"),
+    ]
+    assert [e.text for e in events if isinstance(e, TranscriptEvent)] == ["primeira"]
 
 
 async def test_odd_sized_chunks_split_samples_and_frames_anywhere():

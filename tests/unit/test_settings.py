@@ -130,3 +130,98 @@ def test_system_prompt_comes_from_a_file(tmp_path):
     (tmp_path / "empty.txt").write_text("  \n")
     with pytest.raises(SettingsError, match="LLM_SYSTEM_PROMPT_FILE"):
         Settings.from_env({"LLM_SYSTEM_PROMPT_FILE": str(tmp_path / "empty.txt")})
+
+
+# -- transcription: STT_PROVIDER and SMART_ROUTING_* ---------------------------------------------
+
+KEYS = {"ASSEMBLYAI_API_KEY": "a", "ELEVENLABS_API_KEY": "e"}
+
+
+def test_by_default_local_whisper_transcribes_alone():
+    stt = Settings.from_env({}).stt
+    assert not stt.routing_enabled and stt.providers == ("whisper",) and stt.needed == ("whisper",)
+    assert stt.left_out == ()
+
+
+def test_a_fixed_vendor_needs_its_key():
+    stt = Settings.from_env({"STT_PROVIDER": "elevenlabs", **KEYS}).stt
+    assert stt.providers == ("elevenlabs",) and stt.elevenlabs.api_key == "e"
+    with pytest.raises(SettingsError, match="STT_PROVIDER=assemblyai cannot run: no ASSEMBLYAI_API_KEY"):
+        Settings.from_env({"STT_PROVIDER": "assemblyai"})
+    with pytest.raises(SettingsError, match="STT_PROVIDER: unknown provider 'deepgram'"):
+        Settings.from_env({"STT_PROVIDER": "deepgram"})
+
+
+def test_routing_keeps_the_order_and_leaves_out_providers_without_a_key():
+    env = {"SMART_ROUTING_ENABLED": "true", "SMART_ROUTING_PROVIDERS": "ElevenLabs, assemblyai ,openai,whisper"}
+    stt = Settings.from_env({**env, "ELEVENLABS_API_KEY": "e"}).stt
+    assert stt.routing_enabled
+    assert stt.providers == ("elevenlabs", "whisper")
+    assert dict(stt.left_out) == {
+        "assemblyai": "no ASSEMBLYAI_API_KEY",
+        "openai": "no STT_OPENAI_API_KEY, OPENAI_API_KEY or STT_OPENAI_BASE_URL",
+    }
+    assert stt.short_provider == "whisper" and stt.short_segment_s == 1.5
+    assert stt.needed == ("elevenlabs", "whisper")
+
+
+def test_routing_defaults():
+    stt = Settings.from_env({"SMART_ROUTING_ENABLED": "1", **KEYS}).stt
+    assert stt.providers == ("elevenlabs", "assemblyai", "whisper")
+    assert (stt.timeout_s, stt.breaker_failures, stt.breaker_window_s, stt.breaker_cooldown_s) == (4.0, 3, 60.0, 30.0)
+    assert stt.vendor_timeout_s == 10.0 and stt.assemblyai_poll_interval_s == 0.5
+
+
+def test_a_self_hosted_openai_compatible_server_needs_a_base_url_not_a_key():
+    env = {"SMART_ROUTING_ENABLED": "true", "SMART_ROUTING_PROVIDERS": "openai"}
+    stt = Settings.from_env({**env, "STT_OPENAI_BASE_URL": "http://gpu-box:8000/v1"}).stt
+    assert stt.providers == ("openai",) and stt.openai.api_key is None
+    shared = Settings.from_env({**env, "OPENAI_API_KEY": "sk-llm"}).stt
+    assert shared.openai.api_key == "sk-llm"
+    own = Settings.from_env({**env, "OPENAI_API_KEY": "sk-llm", "STT_OPENAI_API_KEY": "sk-stt"}).stt
+    assert own.openai.api_key == "sk-stt"
+
+
+def test_a_routing_that_leaves_no_provider_fails_at_start_up_saying_why():
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"SMART_ROUTING_ENABLED": "true", "SMART_ROUTING_PROVIDERS": "elevenlabs,assemblyai"})
+    message = str(info.value)
+    assert "leaves no usable transcription provider" in message
+    assert "elevenlabs: no ELEVENLABS_API_KEY" in message and "assemblyai: no ASSEMBLYAI_API_KEY" in message
+
+
+def test_the_short_segment_provider_can_be_another_or_none():
+    base = {"SMART_ROUTING_ENABLED": "true", "SMART_ROUTING_PROVIDERS": "assemblyai", **KEYS}
+    other = Settings.from_env({**base, "SMART_ROUTING_SHORT_PROVIDER": "elevenlabs"}).stt
+    assert other.short_provider == "elevenlabs" and other.needed == ("assemblyai", "elevenlabs")
+    assert Settings.from_env({**base, "SMART_ROUTING_SHORT_PROVIDER": "none"}).stt.short_provider is None
+    assert Settings.from_env({**base, "SMART_ROUTING_SHORT_SEGMENT_S": "0"}).stt.short_provider is None
+    keyless = Settings.from_env(
+        {
+            "SMART_ROUTING_ENABLED": "true",
+            "SMART_ROUTING_PROVIDERS": "whisper",
+            "SMART_ROUTING_SHORT_PROVIDER": "openai",
+        }
+    ).stt
+    assert keyless.short_provider is None and dict(keyless.left_out)["openai"].startswith("no ")
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"SMART_ROUTING_PROVIDERS": "whisper,deepgram"}, "SMART_ROUTING_PROVIDERS"),
+        ({"SMART_ROUTING_PROVIDERS": " , "}, "SMART_ROUTING_PROVIDERS"),
+        ({"SMART_ROUTING_SHORT_PROVIDER": "google"}, "SMART_ROUTING_SHORT_PROVIDER"),
+        ({"SMART_ROUTING_TIMEOUT_S": "0"}, "SMART_ROUTING_TIMEOUT_S"),
+        ({"SMART_ROUTING_TIMEOUT_S": "rápido"}, "SMART_ROUTING_TIMEOUT_S"),
+        ({"SMART_ROUTING_BREAKER_FAILURES": "0"}, "SMART_ROUTING_BREAKER_FAILURES"),
+        ({"SMART_ROUTING_BREAKER_WINDOW_S": "-1"}, "SMART_ROUTING_BREAKER_WINDOW_S"),
+        ({"SMART_ROUTING_BREAKER_COOLDOWN_S": "0"}, "SMART_ROUTING_BREAKER_COOLDOWN_S"),
+        ({"SMART_ROUTING_SHORT_SEGMENT_S": "-0.5"}, "SMART_ROUTING_SHORT_SEGMENT_S"),
+        ({"STT_TIMEOUT_S": "0"}, "STT_TIMEOUT_S"),
+        ({"SMART_ROUTING_ENABLED": "talvez"}, "SMART_ROUTING_ENABLED"),
+    ],
+)
+def test_bad_routing_values_fail_at_start_up_naming_the_variable(env, variable):
+    with pytest.raises(SettingsError, match=variable):
+        Settings.from_env({"SMART_ROUTING_ENABLED": "true", **env})

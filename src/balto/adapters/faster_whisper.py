@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from balto.domain.interaction import Transcript
+from balto.domain.transcription import AudioEvidence, DecodedSegment, Verdict, judge_segments
 from balto.ports.inference import Transcriber, TranscriptionError
 
 if TYPE_CHECKING:
@@ -101,7 +102,9 @@ class WhisperTranscriber(Transcriber):
     """Transcribes each segment once, on a bounded thread pool, never on the event loop.
 
     faster-whisper's `transcribe` returns a lazy generator and the decoding happens while it is
-    iterated, so the iteration runs inside the worker thread too.
+    iterated, so the iteration runs inside the worker thread too. Every decoded segment then goes
+    through the hallucination rules of `balto.domain.transcription`; each suppression is logged with
+    its reason.
     """
 
     def __init__(
@@ -110,11 +113,13 @@ class WhisperTranscriber(Transcriber):
         executor: ThreadPoolExecutor,
         language: str | None = "pt",
         beam_size: int = 1,
+        suppress_hallucinations: bool = True,
     ) -> None:
         self._model = model
         self._executor = executor
         self._language = language
         self._beam_size = beam_size
+        self._suppress = suppress_hallucinations
 
     @property
     def name(self) -> str:
@@ -124,11 +129,12 @@ class WhisperTranscriber(Transcriber):
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
-            text, lang, confidence = await loop.run_in_executor(
-                self._executor, self._run, pcm, language or self._language
+            segments, lang, evidence = await loop.run_in_executor(
+                self._executor, self._decode, pcm, language or self._language
             )
-        except Exception as exc:  # CTranslate2 raises plain RuntimeErrors
+        except Exception as exc:  # CTranslate2 raises plain RuntimeErrors; a shut-down pool too
             raise TranscriptionError(f"whisper failed: {exc}") from exc
+        text, confidence = self._keep_real_speech(segments, evidence)
         return Transcript(
             text=text,
             language=lang,
@@ -137,7 +143,30 @@ class WhisperTranscriber(Transcriber):
             latency_ms=(time.perf_counter() - started) * 1000,
         )
 
-    def _run(self, pcm: np.ndarray, language: str | None) -> tuple[str, str | None, float | None]:
+    def _keep_real_speech(self, segments: list[DecodedSegment], evidence: AudioEvidence) -> tuple[str, float | None]:
+        if self._suppress:
+            verdicts = judge_segments(segments, evidence)
+        else:
+            verdicts = [Verdict(" ".join(s.text.split())) for s in segments]
+        kept: list[str] = []
+        logprobs: list[float] = []
+        for segment, verdict in zip(segments, verdicts, strict=True):
+            if verdict.reason is not None:
+                log.info(
+                    "whisper %s (%s): %r%s",
+                    "cut a loop" if verdict.text else "suppressed a segment",
+                    f"{verdict.reason.value}, {verdict.detail}",
+                    segment.text.strip()[:200],
+                    f" -> {verdict.text!r}" if verdict.text else "",
+                )
+            if verdict.text:
+                kept.append(verdict.text)
+                if segment.avg_logprob is not None:
+                    logprobs.append(segment.avg_logprob)
+        confidence = math.exp(sum(logprobs) / len(logprobs)) if logprobs else None
+        return " ".join(kept), confidence
+
+    def _decode(self, pcm: np.ndarray, language: str | None) -> tuple[list[DecodedSegment], str | None, AudioEvidence]:
         audio = pcm.astype(np.float32) / 32768.0
         segments, info = self._model.transcribe(
             audio,
@@ -149,11 +178,25 @@ class WhisperTranscriber(Transcriber):
             condition_on_previous_text=False,
             without_timestamps=True,
             vad_filter=False,  # segments already come from our VAD
+            # Our rules judge every window (and log why one is dropped), so Whisper's own silence
+            # skip is off; they include it.
+            no_speech_threshold=None,
+            # A loop runs until Whisper's 448-token limit, seconds of CPU; nobody says more than
+            # ~10 tokens a second, so decoding stops well before on any segment that loops.
+            max_new_tokens=max_new_tokens(pcm.size / 16_000),
         )
-        texts: list[str] = []
-        logprobs: list[float] = []
-        for segment in segments:
-            texts.append(segment.text.strip())
-            logprobs.append(segment.avg_logprob)
-        confidence = math.exp(sum(logprobs) / len(logprobs)) if logprobs else None
-        return " ".join(t for t in texts if t), info.language, confidence
+        decoded = [
+            DecodedSegment(
+                text=segment.text,
+                no_speech_prob=segment.no_speech_prob,
+                avg_logprob=segment.avg_logprob,
+                compression_ratio=segment.compression_ratio,
+            )
+            for segment in segments
+        ]
+        return decoded, info.language, AudioEvidence.of(pcm)
+
+
+def max_new_tokens(duration_s: float) -> int:
+    """Tokens a segment may produce: 15 a second (1.5x the fastest speech) plus room for punctuation."""
+    return min(440, 24 + int(duration_s * 15))

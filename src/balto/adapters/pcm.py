@@ -1,9 +1,12 @@
-"""Raw PCM s16le and PCM WAV, decoded in-process: no child process, resampled with libsoxr when needed."""
+"""Raw PCM s16le and PCM WAV, decoded in-process (no child process, resampled with libsoxr when
+needed), and the in-memory WAV that transcription vendors take as an upload."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import struct
+import wave
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -155,3 +158,14 @@ def parse_wav_header(head: bytes) -> WavHeader | None:
             fmt = struct.unpack("<HHIIHH", head[offset + 8 : offset + 24])
         offset += 8 + size + (size & 1)
     return None
+
+
+def pcm_to_wav(pcm: np.ndarray, rate: int = 16_000) -> bytes:
+    """A 16-bit mono WAV file in memory: the one container every transcription vendor accepts."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(np.asarray(pcm, dtype="<i2").tobytes())
+    return buffer.getvalue()

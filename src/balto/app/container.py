@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -13,11 +13,16 @@ from typing import TYPE_CHECKING, Any
 from dependency_injector import containers, providers
 
 from balto.adapters import migrations
+from balto.adapters.assemblyai import AssemblyAITranscriber, assemblyai_client
+from balto.adapters.elevenlabs import DEFAULT_MODEL as ELEVENLABS_DEFAULT_MODEL
+from balto.adapters.elevenlabs import ElevenLabsTranscriber, elevenlabs_client
 from balto.adapters.embedded_postgres import EmbeddedPostgres, create_database_if_missing
 from balto.adapters.faster_whisper import WhisperTranscriber, load_whisper_model
 from balto.adapters.ffmpeg import FfmpegDecoder
 from balto.adapters.noisereduce_cleaner import NoiseReduceCleaner
 from balto.adapters.openai_llm import XAI_BASE_URL, OpenAICompatibleRecommender
+from balto.adapters.openai_stt import DEFAULT_MODEL as OPENAI_STT_DEFAULT_MODEL
+from balto.adapters.openai_stt import OpenAITranscriber
 from balto.adapters.playbook import PlaybookRecommender, load_playbook
 from balto.adapters.postgres import (
     PostgresApiKeyRepository,
@@ -29,8 +34,12 @@ from balto.adapters.system import SystemClock
 from balto.adapters.webrtc_vad import WebRtcSpeechDetector
 from balto.app.decoding import AutoDecoder
 from balto.app.recommenders import FallbackRecommender
+from balto.app.routing import SmartRoutingTranscriber
 from balto.app.session import PipelineDeps
-from balto.app.settings import LlmSettings, Settings
+from balto.app.settings import STT_PROVIDERS, LlmSettings, Settings
+from balto.domain.routing import CircuitBreaker, RoutingPolicy
+from balto.ports.inference import Transcriber
+from balto.ports.system import Clock
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -100,6 +109,87 @@ def _stt_executor(settings: Settings) -> Iterator[ThreadPoolExecutor]:
         executor.shutdown(wait=False, cancel_futures=True)
 
 
+async def _assemblyai_transcriber(settings: Settings) -> AsyncIterator[AssemblyAITranscriber]:
+    stt = settings.stt
+    assert stt.assemblyai.api_key is not None  # settings leave a keyless vendor out
+    client = assemblyai_client(
+        stt.assemblyai.api_key, stt.assemblyai.base_url, stt.vendor_timeout_s, stt.assemblyai_poll_interval_s
+    )
+    models = tuple(m.strip() for m in (stt.assemblyai.model or "").split(",") if m.strip())
+    try:
+        yield AssemblyAITranscriber(client, models, stt.vendor_timeout_s, settings.stt_language)
+    finally:
+        await client.aclose()
+
+
+async def _elevenlabs_transcriber(settings: Settings) -> AsyncIterator[ElevenLabsTranscriber]:
+    stt = settings.stt
+    assert stt.elevenlabs.api_key is not None
+    client, http = elevenlabs_client(stt.elevenlabs.api_key, stt.elevenlabs.base_url, stt.vendor_timeout_s)
+    try:
+        yield ElevenLabsTranscriber(
+            client, stt.elevenlabs.model or ELEVENLABS_DEFAULT_MODEL, stt.vendor_timeout_s, settings.stt_language
+        )
+    finally:
+        await http.aclose()
+
+
+async def _openai_transcriber(settings: Settings) -> AsyncIterator[OpenAITranscriber]:
+    import openai
+
+    stt = settings.stt
+    client = openai.AsyncOpenAI(
+        api_key=stt.openai.api_key or "not-needed",  # a self-hosted Whisper server often needs none
+        base_url=stt.openai.base_url,
+        timeout=stt.vendor_timeout_s,
+        max_retries=0,  # SMART_ROUTING moves on to the next provider instead
+    )
+    try:
+        yield OpenAITranscriber(client, stt.openai.model or OPENAI_STT_DEFAULT_MODEL, settings.stt_language)
+    finally:
+        await client.close()
+
+
+async def _transcriber(settings: Settings, candidates: Mapping[str, Any], clock: Clock) -> AsyncIterator[Transcriber]:
+    """The transcriber every session uses: the one STT_PROVIDER, or SMART_ROUTING over several.
+
+    `candidates` maps each provider name to the provider that builds it; only the providers the
+    settings need are built (no Whisper model is loaded for a vendor-only routing).
+    """
+    stt = settings.stt
+    if set(candidates) != set(STT_PROVIDERS):
+        raise RuntimeError(f"the container maps {sorted(candidates)}, settings know {sorted(STT_PROVIDERS)}")
+    if stt.left_out:
+        log.warning(
+            "SMART_ROUTING: left out %s; routing over %s",
+            ", ".join(f"{name} ({why})" for name, why in stt.left_out),
+            ", ".join(stt.providers),
+        )
+    built: dict[str, Transcriber] = {name: await resolve(candidates[name]) for name in stt.needed}
+    if not stt.routing_enabled:
+        (name,) = stt.providers
+        log.info("transcription by %s (SMART_ROUTING off)", name)
+        yield built[name]
+        return
+    policy = RoutingPolicy(stt.providers, stt.short_segment_s, stt.short_provider)
+    log.info(
+        "SMART_ROUTING over %s: %g s per provider, breaker after %d failures in %g s for %g s%s",
+        " > ".join(stt.providers),
+        stt.timeout_s,
+        stt.breaker_failures,
+        stt.breaker_window_s,
+        stt.breaker_cooldown_s,
+        f"; segments under {stt.short_segment_s:g} s go to {stt.short_provider} first" if stt.short_provider else "",
+    )
+    yield SmartRoutingTranscriber(
+        built,
+        policy,
+        clock,
+        timeout_s=stt.timeout_s,
+        new_breaker=lambda: CircuitBreaker(stt.breaker_failures, stt.breaker_window_s, stt.breaker_cooldown_s),
+    )
+
+
 async def _openai_client(llm: LlmSettings) -> AsyncIterator[Any]:
     import openai
 
@@ -161,13 +251,25 @@ class Container(containers.DeclarativeContainer):
 
     whisper_model = providers.Resource(_whisper_model, settings=settings)
     stt_executor = providers.Resource(_stt_executor, settings=settings)
-    transcriber = providers.Singleton(
+    whisper_transcriber = providers.Singleton(
         WhisperTranscriber,
         model=whisper_model,
         executor=stt_executor,
         language=settings.provided.stt_language,
         beam_size=settings.provided.stt_beam_size,
     )
+    assemblyai_transcriber = providers.Resource(_assemblyai_transcriber, settings=settings)
+    elevenlabs_transcriber = providers.Resource(_elevenlabs_transcriber, settings=settings)
+    openai_transcriber = providers.Resource(_openai_transcriber, settings=settings)
+    # STT_PROVIDER / SMART_ROUTING_PROVIDERS name -> the provider that builds it; checked against the
+    # settings' list at start-up.
+    stt_providers = providers.Dict(
+        whisper=whisper_transcriber.provider,
+        assemblyai=assemblyai_transcriber.provider,
+        elevenlabs=elevenlabs_transcriber.provider,
+        openai=openai_transcriber.provider,
+    )
+    transcriber = providers.Resource(_transcriber, settings=settings, candidates=stt_providers, clock=clock)
 
     llm_settings = providers.Callable(lambda s: s.llm, settings)
     fallback_settings = providers.Callable(lambda s: s.llm.fallback, settings)

@@ -25,7 +25,6 @@ from balto.domain.interaction import (
     RecommendationRequest,
     RecommendationResult,
     Suggestion,
-    Transcript,
 )
 from balto.domain.playbook import ChecklistItem
 from balto.domain.vad import FRAME_SAMPLES, Segmenter, SegmenterConfig, SpeechSegment, VadPolicy
@@ -269,12 +268,9 @@ class CounterSession:
             except Exception:
                 log.exception("speaker identification failed on %s", self.conexao_id)
         interaction.ts_trans_req = clock.now()
-        transcript = await self._transcribe(segment)
+        await self._transcribe(segment, interaction)
         interaction.ts_trans_resp = clock.now()
-        interaction.transcricao = transcript.text
-        interaction.stt_provider = transcript.provider or None
-        interaction.stt_latency_ms = transcript.latency_ms
-        text = transcript.text.strip()
+        text = (interaction.transcricao or "").strip()
         if not text:
             if self._conversation is not None:
                 interaction.conversa_id = self._conversation.id
@@ -315,7 +311,9 @@ class CounterSession:
                 interaction.transcricao_completa = self._buffer.pending_text
             await self._store(interaction)
 
-    async def _transcribe(self, segment: SpeechSegment) -> Transcript:
+    async def _transcribe(self, segment: SpeechSegment, interaction: Interaction) -> None:
+        """Fills the row's transcript and stt_* columns. A failure is recorded, never raised: the
+        cycle is still stored (empty transcript, stt_status "erro") and the connection stays open."""
         transcriber, pcm = self._deps.transcriber, segment.pcm
         if self._deps.cleaner is not None:
             # Only the speech the VAD hands on is cleaned (docs/audio-frontend.md has the numbers);
@@ -325,12 +323,15 @@ class CounterSession:
             except Exception:
                 log.exception("audio cleaner failed on %s; transcribing the raw segment", self.conexao_id)
         try:
-            return await transcriber.transcribe(pcm, self._deps.language)
+            transcript = await transcriber.transcribe(pcm, self._deps.language)
         except TranscriptionError as exc:
             log.warning("transcription failed on %s: %s", self.conexao_id, exc)
-        except Exception:
+            interaction.record_stt_failure(str(exc))
+        except Exception as exc:
             log.exception("transcriber %s crashed on %s", transcriber.name, self.conexao_id)
-        return Transcript(text="", provider=transcriber.name)
+            interaction.record_stt_failure(f"{transcriber.name}: {type(exc).__name__}: {exc}")
+        else:
+            interaction.record_transcript(transcript)
 
     # -- the LLM ---------------------------------------------------------------------------------
 

@@ -43,13 +43,6 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int | None = 
     return value
 
 
-def _positive(env: Mapping[str, str], name: str, default: float) -> float:
-    value = _float(env, name, default)
-    if not value > 0:
-        raise SettingsError(f"{name} must be > 0, got {value:g}")
-    return value
-
-
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = _get(env, name)
     if raw is None:
@@ -59,6 +52,13 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw.lower() in ("0", "false", "no", "off", "nao", "não"):
         return False
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _names(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    return tuple(dict.fromkeys(part.strip().lower() for part in raw.split(",") if part.strip()))
 
 
 LLM_PROVIDERS = ("grok", "openai", "openai_compatible", "off")
@@ -88,6 +88,48 @@ class LlmSettings:
         return {"grok": "grok-3-mini", "openai": "gpt-4o-mini"}.get(self.provider, "default")
 
 
+STT_PROVIDERS = ("whisper", "assemblyai", "elevenlabs", "openai")
+
+
+@dataclass(frozen=True)
+class VendorSettings:
+    """How to reach one remote transcription vendor."""
+
+    api_key: str | None = None
+    base_url: str | None = None  # None: the vendor's own
+    model: str | None = None  # None: the adapter's default
+
+
+@dataclass(frozen=True)
+class SttSettings:
+    """Which transcriber serves the segments: one fixed provider, or SMART_ROUTING over several.
+
+    `providers` is the effective order, already without the providers left out for want of a key;
+    `left_out` says which were and why (logged once at start-up).
+    """
+
+    routing_enabled: bool = False
+    providers: tuple[str, ...] = ("whisper",)
+    left_out: tuple[tuple[str, str], ...] = ()
+    timeout_s: float = 4.0  # SMART_ROUTING: one provider's turn before the next is tried
+    breaker_failures: int = 3
+    breaker_window_s: float = 60.0
+    breaker_cooldown_s: float = 30.0
+    short_segment_s: float = 1.5
+    short_provider: str | None = "whisper"
+    vendor_timeout_s: float = 10.0  # every remote call's own deadline, routed or not
+    assemblyai: VendorSettings = field(default_factory=VendorSettings)
+    assemblyai_poll_interval_s: float = 0.5
+    elevenlabs: VendorSettings = field(default_factory=VendorSettings)
+    openai: VendorSettings = field(default_factory=VendorSettings)
+
+    @property
+    def needed(self) -> tuple[str, ...]:
+        """Every provider to build: the routing order, plus the short-segment provider."""
+        extra = (self.short_provider,) if self.routing_enabled and self.short_provider else ()
+        return tuple(dict.fromkeys((*self.providers, *extra)))
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -106,6 +148,7 @@ class Settings:
     stt_cpu_threads: int = 0  # 0: every core
     stt_workers: int = 1
     stt_beam_size: int = 1
+    stt: SttSettings = field(default_factory=SttSettings)
     llm: LlmSettings = field(default_factory=LlmSettings)
     playbook_enabled: bool = True
     playbook_file: Path = field(default_factory=default_playbook_file)
@@ -161,6 +204,7 @@ class Settings:
             stt_cpu_threads=_int(env, "STT_CPU_THREADS", 0, 0),
             stt_workers=_int(env, "STT_WORKERS", 1, 1),
             stt_beam_size=_int(env, "STT_BEAM_SIZE", 1, 1),
+            stt=stt_settings_from_env(env),
             llm=llm_settings_from_env(env),
             playbook_enabled=_bool(env, "PLAYBOOK_ENABLED", True),
             playbook_file=Path(playbook) if (playbook := _get(env, "PLAYBOOK_FILE")) else default_playbook_file(),
@@ -252,3 +296,100 @@ def _fallback_from_env(
         wanted = "XAI_API_KEY" if provider == "grok" else "OPENAI_API_KEY"
         raise SettingsError(f"LLM_FALLBACK_PROVIDER={provider} needs {wanted} or LLM_FALLBACK_API_KEY")
     return replace(primary, provider=provider, api_key=key, model=_get(env, "LLM_FALLBACK_MODEL"), base_url=base_url)
+
+
+def _positive(env: Mapping[str, str], name: str, default: float, allow_zero: bool = False) -> float:
+    value = _float(env, name, default)
+    if value < 0 or (value == 0 and not allow_zero):
+        raise SettingsError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value:g}")
+    return value
+
+
+def _provider_name(name: str, variable: str) -> str:
+    if name not in STT_PROVIDERS:
+        raise SettingsError(f"{variable}: unknown provider {name!r}; known: {', '.join(STT_PROVIDERS)}")
+    return name
+
+
+def stt_settings_from_env(env: Mapping[str, str]) -> SttSettings:
+    """STT_PROVIDER / SMART_ROUTING_* and the vendors' keys and URLs; see README, "Transcription".
+
+    A provider without what it needs to run (a key; for `openai`, a key or a base URL of a
+    self-hosted server) is left out of the routing, and `left_out` says why. With routing off, the
+    one provider named must be usable. Nothing usable at all is a SettingsError.
+    """
+    vendors = {
+        "assemblyai": VendorSettings(
+            api_key=_get(env, "ASSEMBLYAI_API_KEY"),
+            base_url=_get(env, "ASSEMBLYAI_BASE_URL"),
+            model=_get(env, "ASSEMBLYAI_SPEECH_MODELS"),
+        ),
+        "elevenlabs": VendorSettings(
+            api_key=_get(env, "ELEVENLABS_API_KEY"),
+            base_url=_get(env, "ELEVENLABS_BASE_URL"),
+            model=_get(env, "ELEVENLABS_STT_MODEL"),
+        ),
+        "openai": VendorSettings(
+            # The LLM's OPENAI_API_KEY serves here too, unless transcription has a key of its own.
+            api_key=_get(env, "STT_OPENAI_API_KEY") or _get(env, "OPENAI_API_KEY"),
+            base_url=_get(env, "STT_OPENAI_BASE_URL"),
+            model=_get(env, "STT_OPENAI_MODEL"),
+        ),
+    }
+    missing = {
+        "assemblyai": None if vendors["assemblyai"].api_key else "no ASSEMBLYAI_API_KEY",
+        "elevenlabs": None if vendors["elevenlabs"].api_key else "no ELEVENLABS_API_KEY",
+        "openai": None
+        if vendors["openai"].api_key or vendors["openai"].base_url
+        else "no STT_OPENAI_API_KEY, OPENAI_API_KEY or STT_OPENAI_BASE_URL",
+        "whisper": None,
+    }
+    enabled = _bool(env, "SMART_ROUTING_ENABLED", False)
+    if enabled:
+        wanted = _names(env, "SMART_ROUTING_PROVIDERS", ("elevenlabs", "assemblyai", "whisper"))
+        if not wanted:
+            raise SettingsError("SMART_ROUTING_PROVIDERS must name at least one provider")
+        for name in wanted:
+            _provider_name(name, "SMART_ROUTING_PROVIDERS")
+        short_raw = _get(env, "SMART_ROUTING_SHORT_PROVIDER")
+        short: str | None = "whisper" if short_raw is None else short_raw.lower()
+        if short in ("none", "off", ""):
+            short = None
+        if short is not None:
+            _provider_name(short, "SMART_ROUTING_SHORT_PROVIDER")
+        short_segment_s = _positive(env, "SMART_ROUTING_SHORT_SEGMENT_S", 1.5, allow_zero=True)
+        if short_segment_s == 0:
+            short = None
+        left_out = tuple(
+            (name, why) for name in dict.fromkeys((*wanted, *([short] if short else []))) if (why := missing[name])
+        )
+        providers = tuple(name for name in wanted if not missing[name])
+        if short is not None and missing[short]:
+            short = None
+        if not providers:
+            reasons = "; ".join(f"{name}: {why}" for name, why in left_out)
+            raise SettingsError(
+                f"SMART_ROUTING_PROVIDERS={','.join(wanted)} leaves no usable transcription provider ({reasons}); "
+                "add whisper to the list or set the vendors' keys"
+            )
+    else:
+        name = _provider_name((_get(env, "STT_PROVIDER") or "whisper").lower(), "STT_PROVIDER")
+        if missing[name]:
+            raise SettingsError(f"STT_PROVIDER={name} cannot run: {missing[name]}")
+        providers, left_out, short, short_segment_s = (name,), (), None, 0.0
+    return SttSettings(
+        routing_enabled=enabled,
+        providers=providers,
+        left_out=left_out,
+        timeout_s=_positive(env, "SMART_ROUTING_TIMEOUT_S", 4.0),
+        breaker_failures=_int(env, "SMART_ROUTING_BREAKER_FAILURES", 3, 1),
+        breaker_window_s=_positive(env, "SMART_ROUTING_BREAKER_WINDOW_S", 60.0),
+        breaker_cooldown_s=_positive(env, "SMART_ROUTING_BREAKER_COOLDOWN_S", 30.0),
+        short_segment_s=short_segment_s,
+        short_provider=short,
+        vendor_timeout_s=_positive(env, "STT_TIMEOUT_S", 10.0),
+        assemblyai=vendors["assemblyai"],
+        assemblyai_poll_interval_s=_positive(env, "ASSEMBLYAI_POLL_INTERVAL_S", 0.5),
+        elevenlabs=vendors["elevenlabs"],
+        openai=vendors["openai"],
+    )

@@ -10,6 +10,7 @@ from balto.domain.interaction import (
     Interaction,
     RecommendationRequest,
     RecommendationResult,
+    SttStatus,
     Suggestion,
     Transcript,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "SpeakerProfile",
     "SpeakerScore",
     "SpeechSegment",
+    "SttStatus",
     "Suggestion",
     "Transcript",
     "TriggerReason",

@@ -22,6 +22,14 @@ class IaStatus(StrEnum):
     TIMEOUT = "timeout"
 
 
+class SttStatus(StrEnum):
+    """What happened to the transcription of a cycle's segment (NULL on rows no segment started)."""
+
+    OK = "ok"  # a provider answered with text
+    EMPTY = "vazia"  # a provider answered with no text: nothing said, or only what it invented and was dropped
+    ERROR = "erro"  # every provider failed; the row is stored with an empty transcript and the reason
+
+
 @dataclass(frozen=True)
 class Transcript:
     text: str
@@ -99,8 +107,10 @@ class Interaction:
     playbook_suggestions: tuple[Suggestion, ...] = ()  # the playbook card shown for this segment
     checklist: dict[str, bool] | None = None  # the conversation's checklist after this cycle
     speaker: SpeakerMatch | None = None
-    stt_provider: str | None = None
+    stt_provider: str | None = None  # who served the transcript (SMART_ROUTING may fail over)
     stt_latency_ms: float | None = None
+    stt_status: SttStatus | None = None
+    stt_error: str | None = None  # why every provider failed, when stt_status is "erro"
     ts_audio_received: float | None = None
     ts_segment_closed: float | None = None
     ts_trans_req: float | None = None
@@ -122,6 +132,18 @@ class Interaction:
     @property
     def speaker_data(self) -> str | None:
         return None if self.speaker is None else self.speaker.to_json()
+
+    def record_transcript(self, transcript: Transcript) -> None:
+        self.transcricao = transcript.text
+        self.stt_provider = transcript.provider or None
+        self.stt_latency_ms = transcript.latency_ms
+        self.stt_status = SttStatus.OK if transcript.text.strip() else SttStatus.EMPTY
+
+    def record_stt_failure(self, error: str) -> None:
+        """No provider could transcribe the segment: the cycle is still a row, with an empty transcript."""
+        self.transcricao = ""
+        self.stt_status = SttStatus.ERROR
+        self.stt_error = error
 
     def record_ai(self, result: RecommendationResult, requested_at: float, answered_at: float) -> None:
         self.ts_ai_req = requested_at
