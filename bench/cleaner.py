@@ -13,13 +13,15 @@ false segments (no utterance inside), and the WER of local Whisper over the segm
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from balto.adapters.faster_whisper import load_whisper_model
+from balto.adapters.faster_whisper import WhisperTranscriber, load_whisper_model
 from balto.adapters.noisereduce_cleaner import NoiseReduceCleaner
 from balto.adapters.webrtc_vad import WebRtcSpeechDetector
 from balto.domain.vad import FRAME_SAMPLES, Segmenter, SpeechSegment
@@ -47,17 +49,12 @@ def coverage(segments: list[SpeechSegment], spans: list[tuple[float, float]]) ->
     return covered, false
 
 
+_EXECUTOR = ThreadPoolExecutor(1)
+
+
 def transcribe(model, pcm: np.ndarray) -> str:
-    segments, _ = model.transcribe(
-        pcm.astype(np.float32) / 32768.0,
-        language="pt",
-        beam_size=1,
-        temperature=0.0,
-        condition_on_previous_text=False,
-        without_timestamps=True,
-        vad_filter=False,
-    )
-    return " ".join(s.text.strip() for s in segments)
+    """Exactly what the server does with a segment: the production adapter, its hallucination rules included."""
+    return asyncio.run(WhisperTranscriber(model, _EXECUTOR, language="pt").transcribe(pcm)).text
 
 
 def main() -> None:

@@ -10,13 +10,24 @@ import os
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from balto.domain.interaction import Transcript
-from balto.domain.transcription import AudioEvidence, DecodedSegment, Verdict, judge_segments
+from balto.domain.transcription import (
+    PACK_GAP_S,
+    AudioEvidence,
+    DecodedSegment,
+    PackedWord,
+    Verdict,
+    compression_ratio,
+    judge_segments,
+    pack_offsets,
+    split_packed_words,
+)
 from balto.ports.inference import Transcriber, TranscriptionError
 
 if TYPE_CHECKING:
@@ -98,13 +109,27 @@ def load_whisper_model(
     return model
 
 
+@dataclass
+class _Request:
+    pcm: np.ndarray
+    language: str | None
+    future: asyncio.Future[Transcript]
+    queued_at: float = field(default_factory=time.perf_counter)
+
+
 class WhisperTranscriber(Transcriber):
-    """Transcribes each segment once, on a bounded thread pool, never on the event loop.
+    """Transcribes each segment once, on a bounded pool of `workers`, never on the event loop.
 
     faster-whisper's `transcribe` returns a lazy generator and the decoding happens while it is
     iterated, so the iteration runs inside the worker thread too. Every decoded segment then goes
     through the hallucination rules of `balto.domain.transcription`; each suppression is logged with
     its reason.
+
+    With `pack` on, segments wait in one queue shared by every connection; a worker takes all that
+    are waiting (up to a 28 s window) and transcribes them in one Whisper window, laid end to end
+    with a second of silence between them, then hands each its own words back. One segment alone is
+    transcribed alone, so an idle server adds no delay; under load, encoder work is shared instead of
+    repeated per segment (docs/performance.md has the numbers).
     """
 
     def __init__(
@@ -114,18 +139,30 @@ class WhisperTranscriber(Transcriber):
         language: str | None = "pt",
         beam_size: int = 1,
         suppress_hallucinations: bool = True,
+        pack: bool = False,
+        workers: int = 1,
     ) -> None:
         self._model = model
         self._executor = executor
         self._language = language
         self._beam_size = beam_size
         self._suppress = suppress_hallucinations
+        self._pack = pack
+        self._workers = max(1, workers)
+        self._pending: list[_Request] = []
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._dispatchers: list[asyncio.Task[None]] = []
+        self.windows = 0  # transcription windows run, for metrics and the benchmark
+        self.packed_segments = 0
 
     @property
     def name(self) -> str:
         return "whisper"
 
     async def transcribe(self, pcm: np.ndarray, language: str | None = None) -> Transcript:
+        if self._pack:
+            return await self._enqueue(pcm, language or self._language)
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
@@ -142,6 +179,120 @@ class WhisperTranscriber(Transcriber):
             provider=self.name,
             latency_ms=(time.perf_counter() - started) * 1000,
         )
+
+    # -- the shared queue and its workers -----------------------------------------------------------
+
+    async def _enqueue(self, pcm: np.ndarray, language: str | None) -> Transcript:
+        loop = asyncio.get_running_loop()
+        if self._wake is None or self._loop is not loop:
+            # Queue and workers belong to one event loop (a test or a benchmark may run several).
+            self._loop, self._wake, self._dispatchers, self._pending = loop, asyncio.Event(), [], []
+        self._dispatchers = [task for task in self._dispatchers if not task.done()]
+        while len(self._dispatchers) < self._workers:
+            self._dispatchers.append(asyncio.create_task(self._dispatch(), name="whisper-dispatch"))
+        request = _Request(pcm, language, loop.create_future())
+        self._pending.append(request)
+        self._wake.set()
+        return await request.future
+
+    def _take_batch(self) -> list[_Request]:
+        """The oldest waiting request and those after it, of the same language, that fit one window."""
+        self._pending = [r for r in self._pending if not r.future.done()]  # callers that gave up
+        if not self._pending:
+            return []
+        language = self._pending[0].language
+        candidates = [r for r in self._pending if r.language == language]
+        fitting = len(pack_offsets([r.pcm.size / 16_000 for r in candidates]))
+        batch = candidates[:fitting]
+        taken = {id(r) for r in batch}
+        self._pending = [r for r in self._pending if id(r) not in taken]
+        return batch
+
+    async def _dispatch(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self._wake is not None
+        while True:
+            batch = self._take_batch()
+            if not batch:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            try:
+                results = await loop.run_in_executor(self._executor, self._decode_batch, batch)
+            except Exception as exc:  # CTranslate2 raises plain RuntimeErrors; a shut-down pool too
+                for request in batch:
+                    if not request.future.done():
+                        request.future.set_exception(TranscriptionError(f"whisper failed: {exc}"))
+                continue
+            self.windows += 1
+            self.packed_segments += len(batch)
+            finished = time.perf_counter()
+            for request, (text, lang, confidence) in zip(batch, results, strict=True):
+                if not request.future.done():
+                    request.future.set_result(
+                        Transcript(
+                            text=text,
+                            language=lang,
+                            confidence=confidence,
+                            provider=self.name,
+                            latency_ms=(finished - request.queued_at) * 1000,
+                        )
+                    )
+
+    def _decode_batch(self, batch: list[_Request]) -> list[tuple[str, str | None, float | None]]:
+        """In a worker thread: one window, for one segment or several packed ones."""
+        if len(batch) == 1:
+            segments, lang, evidence = self._decode(batch[0].pcm, batch[0].language)
+            text, confidence = self._keep_real_speech(segments, evidence)
+            return [(text, lang, confidence)]
+        return self._decode_packed(batch)
+
+    def _decode_packed(self, batch: list[_Request]) -> list[tuple[str, str | None, float | None]]:
+        durations = [r.pcm.size / 16_000 for r in batch]
+        offsets = pack_offsets(durations)
+        gap = np.zeros(int(PACK_GAP_S * 16_000), dtype=np.int16)
+        audio = np.concatenate([part for r in batch for part in (r.pcm, gap)])[: -gap.size]
+        whisper_segments, info = self._model.transcribe(
+            audio.astype(np.float32) / 32768.0,
+            language=batch[0].language,
+            beam_size=self._beam_size,
+            temperature=0.0,
+            condition_on_previous_text=False,
+            without_timestamps=False,
+            word_timestamps=True,  # how each word goes back to the segment it was said in
+            vad_filter=False,
+            no_speech_threshold=None,
+            max_new_tokens=max_new_tokens(audio.size / 16_000),
+        )
+        decoded: list[DecodedSegment] = []
+        words: list[PackedWord] = []
+        for index, segment in enumerate(whisper_segments):  # decoding happens here, in this thread
+            decoded.append(
+                DecodedSegment(
+                    text=segment.text,
+                    no_speech_prob=segment.no_speech_prob,
+                    avg_logprob=segment.avg_logprob,
+                    compression_ratio=segment.compression_ratio,
+                )
+            )
+            for word in segment.words or []:
+                words.append(PackedWord(word.word, word.start, word.end, index))
+        spans = [(offset, offset + duration) for offset, duration in zip(offsets, durations, strict=True)]
+        results = []
+        for request, own_words in zip(batch, split_packed_words(words, spans), strict=True):
+            text = "".join(w.text for w in own_words).strip()
+            parents = [decoded[i] for i in sorted({w.segment_index for w in own_words})]
+            # Each packed segment is judged on its own audio, with the signals of the Whisper
+            # segments its words came from (the window's no-speech probability is the first one's).
+            signals = DecodedSegment(
+                text=text,
+                no_speech_prob=_mean([p.no_speech_prob for p in parents]),
+                avg_logprob=_mean([p.avg_logprob for p in parents]),
+                compression_ratio=compression_ratio(text) if text else None,
+            )
+            kept, confidence = self._keep_real_speech([signals] if text else [], AudioEvidence.of(request.pcm))
+            results.append((kept, info.language, confidence))
+        return results
 
     def _keep_real_speech(self, segments: list[DecodedSegment], evidence: AudioEvidence) -> tuple[str, float | None]:
         if self._suppress:
@@ -195,6 +346,11 @@ class WhisperTranscriber(Transcriber):
             for segment in segments
         ]
         return decoded, info.language, AudioEvidence.of(pcm)
+
+
+def _mean(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
 
 
 def max_new_tokens(duration_s: float) -> int:

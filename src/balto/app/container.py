@@ -257,6 +257,8 @@ class Container(containers.DeclarativeContainer):
         executor=stt_executor,
         language=settings.provided.stt_language,
         beam_size=settings.provided.stt_beam_size,
+        pack=settings.provided.stt_pack,
+        workers=settings.provided.stt_workers,
     )
     assemblyai_transcriber = providers.Resource(_assemblyai_transcriber, settings=settings)
     elevenlabs_transcriber = providers.Resource(_elevenlabs_transcriber, settings=settings)

@@ -283,6 +283,13 @@ def create_app(
     state: dict[str, CounterHub] = {}
 
     async def startup() -> None:
+        slow_ms = container.settings().slow_callback_ms
+        if slow_ms > 0:
+            # Measuring, not serving: asyncio's debug mode logs (logger "asyncio", WARNING) every
+            # callback that holds the loop longer than this, which is how stages on the loop are checked.
+            loop = asyncio.get_running_loop()
+            loop.set_debug(True)
+            loop.slow_callback_duration = slow_ms / 1000
         await composition.start(container)
         state["hub"] = CounterHub(
             settings=container.settings(),

@@ -1,0 +1,77 @@
+"""Does packing segments into one Whisper window keep the accuracy, and what does it save?
+
+    .venv/bin/python -m bench.packing [--groups 1 2 4 6] [--seeds 1 2] [--snr 20]
+
+Cuts real counter-like conversations with the production VAD, then transcribes the segments with
+the production WhisperTranscriber, `k` at a time (as if k counters finished a sentence at once):
+k = 1 is one window per segment; k > 1 goes through the packing queue. Prints WER against the
+conversations' transcripts and CPU-seconds per segment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from balto.adapters.faster_whisper import WhisperTranscriber, load_whisper_model
+from balto.evaluation import word_errors
+from bench.audio import build_conversation
+from bench.cleaner import segment
+
+
+def cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def transcribe_all(transcriber: WhisperTranscriber, pcms: list, k: int) -> list[str]:
+    texts: list[str] = []
+    for i in range(0, len(pcms), k):
+        group = pcms[i : i + k]
+        results = await asyncio.gather(*(transcriber.transcribe(p, "pt") for p in group))
+        texts += [r.text for r in results]
+    return texts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--groups", type=int, nargs="+", default=[1, 2, 4, 6])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--snr", type=float, default=20.0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    model = load_whisper_model("base", Path.home() / ".cache" / "balto" / "models", "int8", args.threads)
+    conversations = [build_conversation(seed=s, snr_db=args.snr) for s in args.seeds]
+    cut = [[s.pcm for s in segment(c.pcm)] for c in conversations]
+    rows = []
+    for k in args.groups:
+        executor = ThreadPoolExecutor(1)
+        transcriber = WhisperTranscriber(model, executor, language="pt", pack=k > 1)
+        errors = words = segments = 0
+        started = cpu_s()
+        for conversation, pcms in zip(conversations, cut, strict=True):
+            texts = asyncio.run(transcribe_all(transcriber, pcms, k))
+            e, w = word_errors(conversation.text, " ".join(texts))
+            errors, words, segments = errors + e, words + w, segments + len(pcms)
+        spent = cpu_s() - started
+        executor.shutdown()
+        row = {
+            "segments_per_window": k,
+            "wer": round(errors / words, 3),
+            "cpu_s_per_segment": round(spent / segments, 3),
+            "windows": transcriber.windows if k > 1 else segments,
+            "segments": segments,
+        }
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,427 @@
+"""Load benchmark: the real server, N counters streaming counter-like audio in real time over /ws.
+
+    .venv/bin/python -m bench.server --counters 1 8 16 24 32 [--seconds 120] [--format webm|pcm]
+
+For each N it starts N WebSocket counters at once against one real server (`python -m balto serve`:
+embedded PostgreSQL, the packaged Whisper base int8, the playbook, and a zero-latency loopback LLM so
+the LLM's own time is excluded). Each counter streams its own seeded recording (speech turns from
+the shared real sentences when present, else the committed fixtures; pauses of 0.5-8 s; cafe noise at
+20 dB) as a browser would: WebM/Opus in 250 ms timeslices (or raw PCM in 100 ms frames), each piece
+sent once the audio in it has been "spoken". It measures:
+
+- latency from the end of each utterance (known from the generator) to the `transcricao` frame that
+  ends it, and to its `recomendar` frame when one comes: p50 / p95 / max;
+- the fraction of utterances transcribed at all, and rows whose transcription failed;
+- server CPU-seconds per audio-second (the server process and its ffmpeg children; PostgreSQL is
+  reported apart), and server RSS (with children) at its peak;
+- the largest N whose p95 end-of-speech -> transcript is <= 1.5 s with nothing dropped.
+
+Writes a JSON report, prints a table and draws a PNG (latency percentiles and CPU against N).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+from bench.audio import RATE, Conversation, build_conversation, real_audio_dir
+from bench.frontend import encode_webm
+
+REPO = Path(__file__).resolve().parents[1]
+TARGET_P95_S = 1.5
+
+
+@dataclass
+class Counter:
+    index: int
+    key: str
+    conversation: Conversation
+    pieces: list[bytes]
+    chunk_s: float
+    started_at: float = 0.0  # wall time of audio sample 0
+    events: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    error: str | None = None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_pieces(conversation: Conversation, fmt: str) -> tuple[list[bytes], float]:
+    if fmt == "pcm":
+        step = RATE // 10
+        pcm = conversation.pcm
+        return [pcm[i : i + step].astype("<i2").tobytes() for i in range(0, pcm.size, step)], 0.1
+    data = encode_webm(conversation.pcm)
+    count = max(1, round(conversation.duration_s / 0.25))
+    size = -(-len(data) // count)
+    return [data[i : i + size] for i in range(0, len(data), size)], conversation.duration_s / count
+
+
+async def stream_counter(url: str, counter: Counter, start_delay_s: float) -> None:
+    import websockets
+
+    await asyncio.sleep(start_delay_s)
+    try:
+        async with websockets.connect(url, max_size=None, ping_interval=None) as ws:
+            await ws.send(json.dumps({"api_key": counter.key, "transcricao": True}))
+            hello = json.loads(await ws.recv())
+            if hello.get("comando") != "conectado":
+                counter.error = f"handshake refused: {hello}"
+                return
+
+            async def reader() -> None:
+                try:
+                    async for raw in ws:
+                        counter.events.append((time.time(), json.loads(raw)))
+                except websockets.ConnectionClosed:
+                    pass
+
+            reading = asyncio.create_task(reader())
+            counter.started_at = time.time()
+            for index, piece in enumerate(counter.pieces):
+                # A piece leaves once the audio in it has been spoken, as MediaRecorder does.
+                due = counter.started_at + (index + 1) * counter.chunk_s
+                await asyncio.sleep(max(0.0, due - time.time()))
+                await ws.send(piece)
+            await ws.send(json.dumps({"comando": "fim"}))
+            await asyncio.wait_for(reading, 120)
+    except Exception as exc:  # a benchmark reports failures, it does not stop at the first
+        counter.error = f"{type(exc).__name__}: {exc}"
+
+
+def analyse(counters: list[Counter]) -> dict[str, Any]:
+    transcript_latency: list[float] = []
+    card_latency: list[float] = []
+    utterances = transcribed = 0
+    for counter in counters:
+        if counter.error:
+            continue
+        events = [(t, m) for t, m in counter.events if m.get("comando") == "transcricao"]
+        by_uuid = {m["interacao_id"]: m for _, m in events}
+        end_of_stream = counter.conversation.duration_s
+        covered: set[int] = set()
+        finals: dict[int, float] = {}  # utterance -> latency of the frame that ends it
+        for received, message in events:
+            for u, (start, end) in enumerate(counter.conversation.spans):
+                if message["inicio"] < end and message["fim"] > start:
+                    covered.add(u)
+                # The frame whose speech ends where the utterance ends (VAD times are +-1 frame; a
+                # segment that runs on into the next utterance ends that one, not this one).
+                if abs(message["fim"] - end) <= 0.6:
+                    finals[u] = received - (counter.started_at + end)
+        for u, (_, end) in enumerate(counter.conversation.spans):
+            if end > end_of_stream - 1.0:
+                continue  # cut by the end of the recording
+            utterances += 1
+            transcribed += u in covered
+            if u in finals:
+                transcript_latency.append(finals[u])
+        for received, message in counter.events:
+            if message.get("comando") != "recomendar":
+                continue
+            segment = by_uuid.get(message.get("interacao_id"))
+            if segment is None:
+                continue  # an LLM call fired by the buffer's timer, not by a segment
+            ends = [end for _, end in counter.conversation.spans if abs(segment["fim"] - end) <= 0.6]
+            if ends:
+                card_latency.append(received - (counter.started_at + ends[-1]))
+
+    def stats(values: list[float]) -> dict[str, float | None]:
+        if not values:
+            return {"p50": None, "p95": None, "max": None, "n": 0}
+        array = np.array(values)
+        return {
+            "p50": round(float(np.percentile(array, 50)), 3),
+            "p95": round(float(np.percentile(array, 95)), 3),
+            "max": round(float(array.max()), 3),
+            "n": len(values),
+        }
+
+    return {
+        "end_of_speech_to_transcript_s": stats(transcript_latency),
+        "end_of_speech_to_recomendar_s": stats(card_latency),
+        "utterances": utterances,
+        "transcribed_fraction": round(transcribed / utterances, 4) if utterances else None,
+        "failed_counters": sum(1 for c in counters if c.error),
+        "errors": sorted({c.error for c in counters if c.error})[:5],
+    }
+
+
+class Server:
+    def __init__(self, data_dir: Path, env_extra: dict[str, str]) -> None:
+        self.port = free_port()
+        self.data_dir = data_dir
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "DATABASE_URL"))},
+            "BALTO_DATA_DIR": str(data_dir),
+            "PORT": str(self.port),
+            "LOG_LEVEL": "WARNING",
+            **env_extra,
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = data_dir / "server.log"
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def run_cli(self, *args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "balto", *args], env=self.env, capture_output=True, text=True, check=True
+        )
+        return done.stdout.strip().splitlines()[-1]
+
+    def start(self) -> None:
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "balto", "serve"], env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=1):
+                    return
+            except OSError:
+                if self.process.poll() is not None:
+                    break
+                time.sleep(0.3)
+        raise RuntimeError(f"server did not start:\n{self.log.read_text()[-3000:]}")
+
+    def usage(self) -> tuple[float, int]:
+        """(CPU seconds of the server and of its children, live and reaped; RSS of all of them)."""
+        assert self.process is not None
+        proc = psutil.Process(self.process.pid)
+        times = proc.cpu_times()
+        cpu = times.user + times.system + times.children_user + times.children_system
+        rss = proc.memory_info().rss
+        for child in proc.children(recursive=True):
+            try:
+                t = child.cpu_times()
+                cpu += t.user + t.system
+                rss += child.memory_info().rss
+            except psutil.NoSuchProcess:
+                pass
+        return cpu, rss
+
+    def postgres_cpu(self) -> float:
+        total = 0.0
+        for proc in psutil.process_iter(["name", "cmdline"]):
+            try:
+                if proc.info["name"] == "postgres" and str(self.data_dir) in " ".join(proc.info["cmdline"] or []):
+                    for p in [proc, *proc.children()]:
+                        t = p.cpu_times()
+                        total += t.user + t.system
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                pass
+        return total
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+SLOW_CALLBACK = re.compile(r"Executing (.+?) took (\d+\.\d+) seconds")
+
+
+def slow_callbacks(log_text: str) -> dict[str, Any]:
+    """asyncio debug mode's reports of callbacks that held the event loop too long."""
+    found = [(float(m.group(2)), m.group(1)[:160]) for m in SLOW_CALLBACK.finditer(log_text)]
+    found.sort(reverse=True)
+    return {
+        "count": len(found),
+        "max_ms": round(found[0][0] * 1000, 1) if found else 0.0,
+        "worst": [f"{s * 1000:.0f} ms: {what}" for s, what in found[:5]],
+    }
+
+
+async def run_level(server: Server, counters: list[Counter]) -> dict[str, Any]:
+    log_offset = server.log.stat().st_size
+    cpu_before, _ = server.usage()
+    pg_before = server.postgres_cpu()
+    peak_rss = 0
+    stop = asyncio.Event()
+
+    async def sample() -> None:
+        nonlocal peak_rss
+        while not stop.is_set():
+            peak_rss = max(peak_rss, server.usage()[1])
+            await asyncio.sleep(1.0)
+
+    sampler = asyncio.create_task(sample())
+    rng = np.random.default_rng(len(counters))
+    started = time.monotonic()
+    await asyncio.gather(*(stream_counter(server.url, c, float(rng.uniform(0, 2.0))) for c in counters))
+    wall = time.monotonic() - started
+    stop.set()
+    await sampler
+    cpu_after, _ = server.usage()
+    audio_s = sum(c.conversation.duration_s for c in counters if not c.error)
+    result = analyse(counters)
+    result.update(
+        {
+            "counters": len(counters),
+            "audio_s": round(audio_s, 1),
+            "wall_s": round(wall, 1),
+            "server_cpu_s_per_audio_s": round((cpu_after - cpu_before) / audio_s, 4) if audio_s else None,
+            "postgres_cpu_s_per_audio_s": round((server.postgres_cpu() - pg_before) / audio_s, 4) if audio_s else None,
+            "server_peak_rss_mb": round(peak_rss / 1e6, 1),
+        }
+    )
+    if "ASYNCIO_SLOW_CALLBACK_MS" in server.env:
+        with server.log.open() as log:
+            log.seek(log_offset)
+            result["slow_callbacks"] = slow_callbacks(log.read())
+    return result
+
+
+def plot(levels: list[dict[str, Any]], path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed (pip install '.[bench]'): no plot", file=sys.stderr)
+        return
+    n = [lv["counters"] for lv in levels]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for key, style in (("p50", "o-"), ("p95", "s-"), ("max", "^--")):
+        ax1.plot(n, [lv["end_of_speech_to_transcript_s"][key] for lv in levels], style, label=f"transcript {key}")
+    ax1.axhline(TARGET_P95_S, color="red", linestyle=":", label="p95 target 1.5 s")
+    ax1.set_xlabel("counters streaming at once")
+    ax1.set_ylabel("end of speech -> transcript (s)")
+    ax1.legend()
+    ax1.grid(alpha=0.3)
+    ax2.plot(n, [lv["server_cpu_s_per_audio_s"] * lv["counters"] for lv in levels], "o-", label="server CPU cores used")
+    ax2.axhline(os.cpu_count() or 1, color="red", linestyle=":", label="cores")
+    ax2.set_xlabel("counters streaming at once")
+    ax2.set_ylabel("CPU cores (CPU-s per s)")
+    ax2.legend()
+    ax2.grid(alpha=0.3)
+    fig.suptitle("Balto Server on " + platform.node())
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--counters", type=int, nargs="+", default=[1, 8, 16, 24, 32])
+    parser.add_argument("--seconds", type=float, default=120.0, help="audio per counter")
+    parser.add_argument("--format", choices=["webm", "pcm"], default="webm")
+    parser.add_argument("--source", choices=["auto", "real", "fixtures"], default="auto")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "measurements" / "bench")
+    parser.add_argument("--env", action="append", default=[], help="extra server setting, NAME=VALUE")
+    parser.add_argument("--stop-when-failing", action="store_true", help="stop the sweep at the first N over target")
+    parser.add_argument(
+        "--check-loop",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="run the server in asyncio debug mode and report callbacks holding the loop longer than MS",
+    )
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    from tests.support.openai_server import OpenAIServer, Reply
+
+    source = args.source
+    if source == "auto":
+        source = "real" if real_audio_dir() else "fixtures"
+    most = max(args.counters)
+    print(f"generating audio for up to {most} counters ({source}, {args.seconds:.0f} s each)...", flush=True)
+    recordings = []
+    for i in range(max(args.counters)):
+        conversation = build_conversation(seed=1000 + i, duration_s=args.seconds, source=source, pauses=(0.5, 8.0))
+        recordings.append((conversation, *make_pieces(conversation, args.format)))
+
+    with tempfile.TemporaryDirectory(prefix="balto-bench-") as tmp, OpenAIServer() as llm:
+        llm.stub.reset(Reply.suggestions("Ofereça ajuda"))
+        env = {"LLM_PROVIDER": "openai_compatible", "LLM_BASE_URL": llm.base_url, "LLM_API_KEY": "bench"}
+        env.update(dict(item.split("=", 1) for item in args.env))
+        if args.check_loop:
+            env["ASYNCIO_SLOW_CALLBACK_MS"] = str(args.check_loop)
+        server = Server(Path(tmp), env)
+        server.run_cli("migrate")
+        keys = [server.run_cli("keys", "create", "--balcao", f"bench-{i:03d}") for i in range(max(args.counters))]
+        server.start()
+        time.sleep(2.0)
+        _, idle_rss = server.usage()
+        levels = []
+        try:
+            for n in args.counters:
+                counters = [Counter(i, keys[i], recordings[i][0], recordings[i][1], recordings[i][2]) for i in range(n)]
+                level = asyncio.run(run_level(server, counters))
+                levels.append(level)
+                t = level["end_of_speech_to_transcript_s"]
+                print(
+                    f"N={n:>3}  transcript p50 {t['p50']} p95 {t['p95']} max {t['max']}  "
+                    f"transcribed {level['transcribed_fraction']}  CPU-s/audio-s {level['server_cpu_s_per_audio_s']}  "
+                    f"RSS {level['server_peak_rss_mb']} MB  failed {level['failed_counters']}",
+                    flush=True,
+                )
+                ok = t["p95"] is not None and t["p95"] <= TARGET_P95_S and level["transcribed_fraction"] == 1.0
+                if args.stop_when_failing and not ok:
+                    break
+        finally:
+            server.stop()
+
+    passing = [
+        lv["counters"]
+        for lv in levels
+        if lv["end_of_speech_to_transcript_s"]["p95"] is not None
+        and lv["end_of_speech_to_transcript_s"]["p95"] <= TARGET_P95_S
+        and lv["transcribed_fraction"] == 1.0
+        and not lv["failed_counters"]
+    ]
+    report = {
+        "command": "python -m bench.server " + " ".join(sys.argv[1:]),
+        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores",
+        "format": args.format,
+        "source": source,
+        "seconds_per_counter": args.seconds,
+        "server_idle_rss_mb": round(idle_rss / 1e6, 1),
+        "levels": levels,
+        "largest_n_within_target": max(passing) if passing else None,
+    }
+    stem = f"server-{args.format}"
+    (args.out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+    plot(levels, args.out / f"{stem}.png")
+    print()
+    header = ("N", "p50", "p95", "max", "card p95", "transcribed", "CPU-s/audio-s", "RSS MB")
+    print("{:>4} {:>6} {:>6} {:>6} {:>9} {:>12} {:>14} {:>8}".format(*header))
+    for lv in levels:
+        t, c = lv["end_of_speech_to_transcript_s"], lv["end_of_speech_to_recomendar_s"]
+        print(
+            f"{lv['counters']:>4} {t['p50']!s:>6} {t['p95']!s:>6} {t['max']!s:>6} {c['p95']!s:>9} "
+            f"{lv['transcribed_fraction']!s:>12} {lv['server_cpu_s_per_audio_s']!s:>14} {lv['server_peak_rss_mb']:>8}"
+        )
+    print(f"largest N with p95 <= {TARGET_P95_S} s and nothing dropped: {report['largest_n_within_target']}")
+    print(f"report: {args.out / (stem + '.json')}  plot: {args.out / (stem + '.png')}")
+
+
+if __name__ == "__main__":
+    main()

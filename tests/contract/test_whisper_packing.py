@@ -1,0 +1,61 @@
+"""Local Whisper with packing on: segments that wait at once share one window, and each gets its own
+words back, as close to what was said as when transcribed alone."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from balto.adapters.faster_whisper import WhisperTranscriber
+from balto.evaluation import wer
+from tests.support.audio import FIXTURES, fixture_manifest, read_wav, silence
+
+pytestmark = pytest.mark.slow
+
+MANIFEST = fixture_manifest()["balcao_pt.wav"]
+PCM = read_wav(FIXTURES / "balcao_pt.wav")
+
+
+def utterance(index: int) -> tuple[np.ndarray, str]:
+    u = MANIFEST["utterances"][index]
+    return PCM[int((u["start_s"] - 0.24) * 16_000) : int((u["end_s"] + 0.12) * 16_000)], u["text"]
+
+
+@pytest.fixture
+def packing(whisper_model):
+    executor = ThreadPoolExecutor(1)
+    yield WhisperTranscriber(whisper_model, executor, language="pt", pack=True)
+    executor.shutdown()
+
+
+async def test_segments_waiting_together_share_a_window_and_keep_their_own_words(packing):
+    (first, said_first), (second, said_second) = utterance(0), utterance(1)
+    noise_only = silence(1.5)
+    results = await asyncio.gather(
+        packing.transcribe(first, "pt"), packing.transcribe(second, "pt"), packing.transcribe(noise_only, "pt")
+    )
+    assert packing.windows == 1 and packing.packed_segments == 3
+    assert wer(said_first, results[0].text) <= 0.5, results[0].text
+    assert wer(said_second, results[1].text) <= 0.5, results[1].text
+    assert results[2].text == ""  # nothing said, nothing invented
+    assert all(r.provider == "whisper" and r.latency_ms > 0 for r in results)
+
+
+async def test_one_segment_alone_is_not_delayed_and_goes_alone(packing):
+    pcm, said = utterance(0)
+    result = await packing.transcribe(pcm, "pt")
+    assert packing.windows == 1 and packing.packed_segments == 1
+    assert wer(said, result.text) <= 0.5
+
+
+async def test_a_caller_that_gives_up_does_not_stop_the_others(packing):
+    (first, said_first), (second, _) = utterance(0), utterance(1)
+    waiting = asyncio.ensure_future(packing.transcribe(second, "pt"))
+    kept = asyncio.ensure_future(packing.transcribe(first, "pt"))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    result = await kept
+    assert wer(said_first, result.text) <= 0.5
