@@ -4,23 +4,16 @@ with pauses and background noise, seeded so runs compare."""
 from __future__ import annotations
 
 import json
-import os
 import wave
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-RATE = 16_000
+from balto.evaluation import RATE, read_manifest, read_wav, real_audio_dir
+
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
-
-
-def read_wav(path: Path) -> np.ndarray:
-    with wave.open(str(path), "rb") as wav:
-        if wav.getframerate() != RATE or wav.getnchannels() != 1 or wav.getsampwidth() != 2:
-            raise ValueError(f"{path}: expected 16 kHz mono 16-bit")
-        return np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").copy()
 
 
 def write_wav(path: Path, samples: np.ndarray, rate: int = RATE, channels: int = 1) -> Path:
@@ -34,19 +27,6 @@ def write_wav(path: Path, samples: np.ndarray, rate: int = RATE, channels: int =
 
 def silence(seconds: float) -> np.ndarray:
     return np.zeros(int(seconds * RATE), dtype=np.int16)
-
-
-def real_audio_dir() -> Path | None:
-    """`../shared/audio` (or BALTO_REAL_AUDIO_DIR): real recordings on dev machines and CI only."""
-    configured = os.environ.get("BALTO_REAL_AUDIO_DIR")
-    path = Path(configured) if configured else REPO.parent / "shared" / "audio"
-    return path if (path / "pt_transcribed" / "MANIFEST.tsv").exists() else None
-
-
-def read_manifest(folder: Path) -> list[dict[str, str]]:
-    lines = (folder / "MANIFEST.tsv").read_text(encoding="utf-8").splitlines()
-    header = lines[0].split("\t")
-    return [dict(zip(header, line.split("\t"), strict=False)) for line in lines[1:] if line.strip()]
 
 
 def pink_noise(seconds: float, rng: np.random.Generator, rms: float = 1000.0) -> np.ndarray:

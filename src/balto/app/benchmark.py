@@ -4,20 +4,16 @@ how much it invents on noise, so that a regression in either shows."""
 from __future__ import annotations
 
 import json
-import os
 import time
-import wave
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from balto.evaluation import word_errors
+from balto.evaluation import RATE, REPO_ROOT, read_manifest, read_wav, word_errors
 from balto.ports.inference import Transcriber, TranscriptionError
 
-RATE = 16_000
-REPO_ROOT = Path(__file__).resolve().parents[3]
 FIXTURES_DIR = REPO_ROOT / "tests" / "fixtures"
 MARGIN_S = 0.25  # around each fixture utterance, as the VAD's pre-roll and hang-over would leave
 NOISE_PIECE_S = 5.0
@@ -40,20 +36,6 @@ class Heard:
     error: str | None = None
 
 
-def read_wav(path: Path) -> np.ndarray:
-    with wave.open(str(path), "rb") as wav:
-        if (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) != (RATE, 1, 2):
-            raise ValueError(f"{path}: expected 16 kHz mono 16-bit WAV")
-        return np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").copy()
-
-
-def real_audio_dir() -> Path | None:
-    """BALTO_REAL_AUDIO_DIR, else ../shared/audio beside the repository (developer machines and CI)."""
-    configured = os.environ.get("BALTO_REAL_AUDIO_DIR")
-    path = Path(configured) if configured else REPO_ROOT.parent / "shared" / "audio"
-    return path if (path / "pt_transcribed" / "MANIFEST.tsv").exists() else None
-
-
 def fixture_clips(folder: Path = FIXTURES_DIR) -> list[Clip]:
     """Every utterance of the committed espeak-ng fixtures, cut as the VAD would."""
     manifest = json.loads((folder / "fixtures.json").read_text(encoding="utf-8"))
@@ -67,22 +49,16 @@ def fixture_clips(folder: Path = FIXTURES_DIR) -> list[Clip]:
     return clips
 
 
-def _manifest(folder: Path) -> list[dict[str, str]]:
-    lines = (folder / "MANIFEST.tsv").read_text(encoding="utf-8").splitlines()
-    header = lines[0].split("\t")
-    return [dict(zip(header, line.split("\t"), strict=False)) for line in lines[1:] if line.strip()]
-
-
 def transcribed_clips(folder: Path) -> list[Clip]:
     """The shared real Portuguese sentences with their transcripts (pt_transcribed/)."""
-    return [Clip(row["file"], read_wav(folder / row["file"]), row["transcript"]) for row in _manifest(folder)]
+    return [Clip(row["file"], read_wav(folder / row["file"]), row["transcript"]) for row in read_manifest(folder)]
 
 
 def noise_clips(folder: Path, piece_s: float = NOISE_PIECE_S) -> list[Clip]:
     """The shared noise recordings (noise/) in pieces the length of a long VAD segment."""
     clips = []
     step = int(piece_s * RATE)
-    for row in _manifest(folder):
+    for row in read_manifest(folder):
         pcm = read_wav(folder / row["file"])
         for index, start in enumerate(range(0, pcm.size - RATE, step)):
             clips.append(Clip(f"{row['file']}#{index + 1}", pcm[start : start + step], ""))

@@ -16,6 +16,7 @@ import click
 from balto.app import container as composition
 from balto.app.settings import STT_PROVIDERS, Settings, SettingsError
 from balto.domain.playbook import PlaybookError
+from balto.evaluation import real_audio_dir
 
 T = TypeVar("T")
 log = logging.getLogger("balto")
@@ -241,7 +242,7 @@ def wer(provider: str, noise: bool, max_wer: float | None) -> None:
             language = settings.stt_language
             fixtures = await benchmark.listen(transcriber, benchmark.fixture_clips(), language)
             rate = benchmark.report(f"{provider} on {benchmark.FIXTURES_DIR}", fixtures, click.echo)
-            real = benchmark.real_audio_dir()
+            real = real_audio_dir()
             if real is None:
                 click.echo("../shared/audio is absent (set BALTO_REAL_AUDIO_DIR): real speech and noise not measured")
                 return rate
