@@ -141,7 +141,7 @@ class Settings:
     vad: VadPolicy = field(default_factory=VadPolicy)
     vad_aggressiveness: int = 2
     segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
-    audio_cleaner: str = "on"  # on | off
+    audio_cleaner: str = "off"  # on | off: off by default, see docs/audio-frontend.md
     stt_model: str = "base"
     stt_language: str | None = "pt"
     stt_compute_type: str = "int8"
@@ -183,7 +183,7 @@ class Settings:
             min_speech_ms=_int(env, "VAD_MIN_SPEECH_MS", defaults.min_speech_ms, 0),
             max_segment_ms=_int(env, "VAD_MAX_SEGMENT_MS", defaults.max_segment_ms, 1000),
         )
-        cleaner = (_get(env, "AUDIO_CLEANER") or "on").lower()
+        cleaner = (_get(env, "AUDIO_CLEANER") or "off").lower()
         if cleaner not in ("on", "off"):
             raise SettingsError(f"AUDIO_CLEANER must be on or off, got {cleaner!r}")
         language = _get(env, "STT_LANGUAGE") or "pt"
