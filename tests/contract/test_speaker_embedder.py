@@ -73,7 +73,7 @@ def test_embedding_does_not_change_its_input(embedder):
     assert np.array_equal(pcm, before)
 
 
-@pytest.mark.parametrize("pcm", [np.zeros(32_000, dtype=np.int16), np.zeros(0, dtype=np.int16)], ids=["silent", "empty"])
+@pytest.mark.parametrize("pcm", [np.zeros(32_000, np.int16), np.zeros(0, np.int16)], ids=["silent", "empty"])
 def test_silent_or_empty_audio_is_refused(embedder, pcm):
     with pytest.raises(EmbeddingError):
         embedder.embed(pcm)
@@ -133,5 +133,5 @@ def test_speechbrain_refuses_a_directory_that_is_not_a_model(tmp_path):
     from balto.adapters.speechbrain import load_speechbrain
 
     (tmp_path / "model").mkdir()
-    with pytest.raises(FileNotFoundError, match="hyperparams.yaml"):
+    with pytest.raises(FileNotFoundError, match=r"hyperparams\.yaml"):
         load_speechbrain(str(tmp_path / "model"), tmp_path)

@@ -7,7 +7,6 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
-
 from bench.audio import FIXTURES
 
 SPEAKER_FIXTURES = FIXTURES / "speakers"

@@ -123,9 +123,9 @@ def test_unknown_voices_are_numbered_by_clustering():
     voices = UnknownVoices(threshold=0.8)
     a, b = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
     assert voices.assign(a) == 1
-    assert voices.assign(a + [0.0, 0.1, 0.0]) == 1  # cosine 0.995 to voice 1
+    assert voices.assign(a + np.array([0.0, 0.1, 0.0])) == 1  # cosine 0.995 to voice 1
     assert voices.assign(b) == 2
-    assert voices.assign(b + [0.1, 0.0, 0.1]) == 2
+    assert voices.assign(b + np.array([0.1, 0.0, 0.1])) == 2
     assert voices.assign(np.array([0.0, 0.0, 1.0])) == 3
     assert voices.voices == 3
 
@@ -165,7 +165,7 @@ def test_enrollment_policy_boundaries():
     assert policy.check([("a.wav", 6.0), ("b.wav", 4.0)]) == []
     (warning,) = policy.check([("a.wav", 5.0)])
     assert "10-20 s" in warning
-    with pytest.raises(EnrollmentError, match="only 4.9 s of speech"):
+    with pytest.raises(EnrollmentError, match=r"only 4\.9 s of speech"):
         policy.check([("a.wav", 4.9)])
     with pytest.raises(EnrollmentError, match=r"no speech found in b\.wav"):
         policy.check([("a.wav", 12.0), ("b.wav", 0.49)])

@@ -68,7 +68,7 @@ def load_speechbrain(source: str, cache_dir: Path, threads: int = 1) -> SpeechBr
         path = path.resolve()
         hparams = path / "hyperparams.yaml"
         if not hparams.is_file():
-            raise FileNotFoundError(f"SPEAKER_MODEL: {path} has no hyperparams.yaml (not a SpeechBrain model directory)")
+            raise FileNotFoundError(f"SPEAKER_MODEL: {path} has no hyperparams.yaml (not a SpeechBrain model dir)")
         # Hub model cards point their checkpoints at `pretrained_path` (the hub id); aim it at the
         # directory itself so a copied model loads without a network.
         if re.search(r"^pretrained_path\s*:", hparams.read_text(encoding="utf-8"), re.MULTILINE):
