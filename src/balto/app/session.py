@@ -24,6 +24,7 @@ from balto.domain.interaction import (
     Suggestion,
     Transcript,
 )
+from balto.domain.speaker import SpeakerMatch
 from balto.domain.vad import FRAME_SAMPLES, Segmenter, SegmenterConfig, SpeechSegment, VadPolicy
 from balto.ports.audio import AudioCleaner, AudioDecoder, DecodeError, SpeechDetector
 from balto.ports.inference import Recommender, SpeakerIdentifier, Transcriber, TranscriptionError
@@ -41,7 +42,8 @@ class TranscriptEvent:
     text: str
     start_s: float
     end_s: float
-    speaker: str | None = None
+    speaker: str | None = None  # the role label the LLM sees ("Atendente", "Cliente")
+    match: SpeakerMatch | None = None
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ class PipelineDeps:
     new_decoder: Callable[[AudioFormat], AudioDecoder]
     recommender: Recommender | None = None
     cleaner: AudioCleaner | None = None
-    speakers: SpeakerIdentifier | None = None
+    new_speaker_identifier: Callable[[], SpeakerIdentifier] | None = None  # one per connection
     segmenter_config: SegmenterConfig = field(default_factory=SegmenterConfig)
     language: str | None = "pt"
     tick_s: float = 0.25
@@ -108,6 +110,7 @@ class CounterSession:
         self._decoder = deps.new_decoder(audio_format)
         self._detector = deps.new_detector()
         self._segmenter = Segmenter(policy=policy, config=deps.segmenter_config)
+        self._speakers = deps.new_speaker_identifier() if deps.new_speaker_identifier is not None else None
         self._buffer = ConversationBuffer(created_at=deps.clock.now())
         self._segments: asyncio.Queue[_ClosedSegment | None] = asyncio.Queue(deps.segment_queue_size)
         self._carry = np.zeros(0, dtype=np.int16)
@@ -226,16 +229,15 @@ class CounterSession:
             ts_audio_received=segment.first_received_at,
             ts_segment_closed=item.closed_at,
         )
-        speaker_label: str | None = None
-        if self._deps.speakers is not None:
-            try:
-                interaction.speaker = await self._deps.speakers.add_segment(segment.pcm, self.balcao_id)
-                speaker_label = _role_label(interaction.speaker.top_role)
-            except Exception:
-                log.exception("speaker identification failed on %s", self.conexao_id)
         interaction.ts_trans_req = clock.now()
-        transcript = await self._transcribe(segment)
+        pcm = await self._clean(segment.pcm)
+        # Who is speaking is worked out beside the transcription (its own executor), on the same
+        # cleaned audio: embeddings of noisy speech drift away from the enrolled profiles.
+        identifying = asyncio.create_task(self._identify(pcm)) if self._speakers is not None else None
+        transcript = await self._transcribe(pcm)
+        interaction.speaker = await identifying if identifying is not None else None
         interaction.ts_trans_resp = clock.now()
+        speaker_label = _role_label(interaction.speaker.top_role) if interaction.speaker is not None else None
         interaction.transcricao = transcript.text
         interaction.stt_provider = transcript.provider or None
         interaction.stt_latency_ms = transcript.latency_ms
@@ -244,7 +246,9 @@ class CounterSession:
             await self._store(interaction)
             return
         if self.want_transcripts:
-            event = TranscriptEvent(interaction.uuid, text, segment.speech_start_s, segment.speech_end_s, speaker_label)
+            event = TranscriptEvent(
+                interaction.uuid, text, segment.speech_start_s, segment.speech_end_s, speaker_label, interaction.speaker
+            )
             if await self._emit(event):
                 interaction.ts_trans_sent = clock.now()
         before = self._buffer.pending_text
@@ -268,15 +272,27 @@ class CounterSession:
                 interaction.transcricao_completa = self._buffer.pending_text
             await self._store(interaction)
 
-    async def _transcribe(self, segment: SpeechSegment) -> Transcript:
-        transcriber, pcm = self._deps.transcriber, segment.pcm
-        if self._deps.cleaner is not None:
-            # Only the speech the VAD hands on is cleaned (docs/audio-frontend.md has the numbers);
-            # spectral gating costs tens of ms per segment, so it runs off the event loop.
-            try:
-                pcm = await asyncio.to_thread(self._deps.cleaner.clean, pcm)
-            except Exception:
-                log.exception("audio cleaner failed on %s; transcribing the raw segment", self.conexao_id)
+    async def _clean(self, pcm: np.ndarray) -> np.ndarray:
+        if self._deps.cleaner is None:
+            return pcm
+        # Only the speech the VAD hands on is cleaned (docs/audio-frontend.md has the numbers);
+        # spectral gating costs tens of ms per segment, so it runs off the event loop.
+        try:
+            return await asyncio.to_thread(self._deps.cleaner.clean, pcm)
+        except Exception:
+            log.exception("audio cleaner failed on %s; using the raw segment", self.conexao_id)
+            return pcm
+
+    async def _identify(self, pcm: np.ndarray) -> SpeakerMatch | None:
+        assert self._speakers is not None
+        try:
+            return await self._speakers.add_segment(pcm, self.balcao_id)
+        except Exception:
+            log.exception("speaker identification failed on %s", self.conexao_id)
+            return None
+
+    async def _transcribe(self, pcm: np.ndarray) -> Transcript:
+        transcriber = self._deps.transcriber
         try:
             return await transcriber.transcribe(pcm, self._deps.language)
         except TranscriptionError as exc:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from balto.domain.speaker import Calibration, EnrollmentError, normalise_role
 from balto.domain.vad import SegmenterConfig, VadPolicy, VadSettingsError
 
 
@@ -56,6 +58,31 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
 
 LLM_PROVIDERS = ("grok", "openai", "openai_compatible", "off")
 
+# The speaker embedders the container knows, and the Python package each one needs.
+SPEAKER_EMBEDDERS = {"resemblyzer": "resemblyzer", "speechbrain": "speechbrain"}
+# Calibration defaults per embedder. Resemblyzer's were measured (docs/speaker-id.md); ECAPA's are
+# SpeechBrain's own verification threshold (0.25), not measured here: re-measure before relying on them.
+SPEAKER_DEFAULTS: dict[str, dict[str, float]] = {
+    "resemblyzer": {"threshold": 0.685, "slope": 0.04, "temperature": 0.0126, "cluster": 0.64},
+    "speechbrain": {"threshold": 0.25, "slope": 0.0, "temperature": 0.05, "cluster": 0.25},
+}
+
+
+def installed(package: str) -> bool:
+    return importlib.util.find_spec(package) is not None
+
+
+@dataclass(frozen=True)
+class SpeakerSettings:
+    enabled: bool = False
+    embedder: str = "resemblyzer"  # resemblyzer | speechbrain
+    model: str | None = None  # resemblyzer: a weights .pt; speechbrain: a model dir or hub id
+    calibration: Calibration = field(default_factory=Calibration)
+    min_segment_s: float = 1.0
+    cluster_threshold: float = 0.64
+    unknown_role: str = "cliente"
+    cpu_threads: int = 1
+
 
 @dataclass(frozen=True)
 class LlmSettings:
@@ -93,6 +120,8 @@ class Settings:
     stt_workers: int = 1
     stt_beam_size: int = 1
     llm: LlmSettings = field(default_factory=LlmSettings)
+    speaker: SpeakerSettings = field(default_factory=SpeakerSettings)
+    admin_key: str | None = None  # BALTO_ADMIN_KEY; None: the /admin endpoints are off
     handshake_timeout_s: float = 10.0
     log_level: str = "INFO"
     log_format: str = "text"
@@ -145,6 +174,8 @@ class Settings:
             stt_workers=_int(env, "STT_WORKERS", 1, 1),
             stt_beam_size=_int(env, "STT_BEAM_SIZE", 1, 1),
             llm=llm_settings_from_env(env),
+            speaker=speaker_settings_from_env(env),
+            admin_key=_get(env, "BALTO_ADMIN_KEY"),
             handshake_timeout_s=_float(env, "HANDSHAKE_TIMEOUT_S", 10.0),
             log_level=(_get(env, "LOG_LEVEL") or "INFO").upper(),
             log_format=_get(env, "LOG_FORMAT") or "text",
@@ -195,4 +226,49 @@ def llm_settings_from_env(env: Mapping[str, str]) -> LlmSettings:
         timeout_s=_float(env, "LLM_TIMEOUT_S", 10.0),
         temperature=_float(env, "LLM_TEMPERATURE", 0.3),
         max_suggestions=_int(env, "LLM_MAX_SUGGESTIONS", 3, 1),
+    )
+
+
+def speaker_settings_from_env(env: Mapping[str, str]) -> SpeakerSettings:
+    embedder = (_get(env, "SPEAKER_EMBEDDER") or "resemblyzer").lower()
+    if embedder not in SPEAKER_EMBEDDERS:
+        raise SettingsError(f"SPEAKER_EMBEDDER must be one of {', '.join(SPEAKER_EMBEDDERS)}, got {embedder!r}")
+    package = SPEAKER_EMBEDDERS[embedder]
+    switch = (_get(env, "SPEAKER_ID") or "auto").lower()
+    if switch not in ("on", "off", "auto"):
+        raise SettingsError(f"SPEAKER_ID must be on or off, got {switch!r}")
+    if switch == "on" and not installed(package):
+        extra = " (pip install 'balto[speechbrain]')" if embedder == "speechbrain" else ""
+        raise SettingsError(f"SPEAKER_ID=on with SPEAKER_EMBEDDER={embedder} needs the {package} package{extra}")
+    defaults = SPEAKER_DEFAULTS[embedder]
+    try:
+        calibration = Calibration(
+            threshold=_float(env, "SPEAKER_UNKNOWN_THRESHOLD", defaults["threshold"]),
+            slope=_float(env, "SPEAKER_THRESHOLD_SLOPE", defaults["slope"]),
+            temperature=_float(env, "SPEAKER_TEMPERATURE", defaults["temperature"]),
+        )
+    except ValueError as exc:
+        raise SettingsError(
+            f"SPEAKER_UNKNOWN_THRESHOLD / SPEAKER_THRESHOLD_SLOPE / SPEAKER_TEMPERATURE: {exc}"
+        ) from None
+    cluster = _float(env, "SPEAKER_CLUSTER_THRESHOLD", defaults["cluster"])
+    if not -1.0 <= cluster <= 1.0:
+        raise SettingsError(f"SPEAKER_CLUSTER_THRESHOLD must be a cosine similarity in [-1, 1], got {cluster}")
+    min_segment = _float(env, "SPEAKER_MIN_SEGMENT_S", 1.0)
+    if not 0.1 <= min_segment <= 60:
+        raise SettingsError(f"SPEAKER_MIN_SEGMENT_S must be between 0.1 and 60 seconds, got {min_segment}")
+    try:
+        role = normalise_role(_get(env, "SPEAKER_UNKNOWN_ROLE") or "cliente")
+    except EnrollmentError as exc:
+        raise SettingsError(f"SPEAKER_UNKNOWN_ROLE: {exc}") from None
+    return SpeakerSettings(
+        # Unset: on when the embedder's package is installed (it is a default dependency).
+        enabled=switch == "on" or (switch == "auto" and installed(package)),
+        embedder=embedder,
+        model=_get(env, "SPEAKER_MODEL"),
+        calibration=calibration,
+        min_segment_s=min_segment,
+        cluster_threshold=cluster,
+        unknown_role=role,
+        cpu_threads=_int(env, "SPEAKER_CPU_THREADS", 1, 0),
     )
