@@ -71,3 +71,11 @@ def openai_server():
 def openai_stub(openai_server):
     openai_server.stub.reset()
     return openai_server.stub
+
+
+@pytest.fixture(scope="session")
+def resemblyzer_embedder():
+    """Resemblyzer's encoder, loaded once for the whole test session (seconds to load)."""
+    from balto.adapters.resemblyzer import load_resemblyzer
+
+    return load_resemblyzer(threads=1)

@@ -23,13 +23,6 @@ STRANGER = "voz_j"
 
 
 @pytest.fixture(scope="session")
-def resemblyzer_embedder():
-    from balto.adapters.resemblyzer import load_resemblyzer
-
-    return load_resemblyzer(threads=1)
-
-
-@pytest.fixture(scope="session")
 def speechbrain_checkpoint(tmp_path_factory) -> Path:
     reason = speechbrain_unavailable()
     if reason:
