@@ -52,6 +52,7 @@ def server(pg, openai_server, tmp_path_factory):
         "LLM_TIMEOUT_S": "5",
         "PORT": str(port),
         "LOG_LEVEL": "INFO",
+        "BALTO_ADMIN_KEY": "e2e-admin-key",
     }
     for name in ("POSTGRES_HOST", "XAI_API_KEY", "OPENAI_API_KEY"):
         env.pop(name, None)
