@@ -115,9 +115,11 @@ def embed_trials(
     snr_db: float | None = None,
     seed: int = 5,
     cleaner=None,
+    costs: dict[float, list[float]] | None = None,
 ) -> tuple[list[Trial], float]:
     """Every held-apart segment embedded (noise mixed in at `snr_db`, then cleaned by `cleaner`, when
-    given); returns the trials and the embedder's CPU ms per second of speech."""
+    given); returns the trials and the embedder's CPU ms per second of speech. `costs`, when given,
+    collects the CPU ms of each segment by its length."""
     rng = np.random.default_rng(seed)
     noise = _noise(rng) if snr_db is not None else None
     trials, cpu_s, speech_s = [], 0.0, 0.0
@@ -131,7 +133,10 @@ def embed_trials(
                         segment = cleaner.clean(segment)
                     started = time.process_time()
                     embedding = embedder.embed(segment)
-                    cpu_s += time.process_time() - started
+                    spent = time.process_time() - started
+                    cpu_s += spent
+                    if costs is not None:
+                        costs.setdefault(length, []).append(1000 * spent)
                     speech_s += length
                     trials.append(Trial(voice.name, length, embedding))
     return trials, 1000 * cpu_s / max(speech_s, 1e-9)
@@ -245,11 +250,13 @@ class Scores:
         return int(right[known].sum()), int(known.sum()), int(rejected[unknown].sum()), int(unknown.sum())
 
 
-def choose_threshold(scores: Scores, base: Calibration, exclude: str | None = None) -> tuple[Calibration, float, float]:
+def choose_threshold(
+    scores: Scores, base: Calibration, exclude: str | None = None, slopes: Sequence[float] = (0.0, 0.02, 0.04, 0.06)
+) -> tuple[Calibration, float, float]:
     """The (threshold, slope) that maximises min(top-1, rejection) on segments of 2 s and more; ties
     go to the larger sum of the two rates, then to the smaller slope (the simpler rule)."""
     best: tuple[tuple[float, float, float], Calibration, float, float] | None = None
-    for slope in (0.0, 0.02, 0.04, 0.06):
+    for slope in slopes:
         for threshold in np.arange(0.55, 0.85, 0.005):
             calibration = replace(base, threshold=round(float(threshold), 3), slope=slope)
             top1, rejected = scores.rates(calibration, exclude=exclude)
@@ -377,7 +384,8 @@ def run(
         from balto.adapters.noisereduce_cleaner import NoiseReduceCleaner
 
         cleaner = NoiseReduceCleaner()
-    trials, cpu_ms_per_s = embed_trials(embedder, voices, snr_db=snr_db, cleaner=cleaner)
+    costs: dict[float, list[float]] = {}
+    trials, cpu_ms_per_s = embed_trials(embedder, voices, snr_db=snr_db, cleaner=cleaner, costs=costs)
     defaults = Calibration()
     result: dict[str, object] = {
         "source": kind,
@@ -388,12 +396,17 @@ def run(
         "snr_db": snr_db,
         "cleaned": clean,
         "cpu_ms_per_speech_s": round(cpu_ms_per_s, 1),
+        "cpu_ms_per_segment": {
+            f"{length:g} s": {"median": round(float(np.median(v)), 1), "p95": round(float(np.percentile(v, 95)), 1)}
+            for length, v in sorted(costs.items())
+        },
         "default_calibration": asdict(defaults),
     }
     if choose:
         scores = Scores.of(enrolled, trials)
         chosen, top1, rejected = choose_threshold(scores, defaults)
         chosen = fit_temperature(enrolled, trials, chosen)
+        flat, flat_top1, flat_rejected = choose_threshold(scores, defaults, slopes=(0.0,))
         cluster_threshold, cluster_scores = choose_cluster_threshold([t for t in trials if t.voice in enrolled])
         result["chosen"] = {
             "calibration": asdict(chosen),
@@ -404,6 +417,12 @@ def run(
             },
             "cluster_threshold": cluster_threshold,
             "clustering": cluster_scores,
+            "best_flat_threshold": {
+                "threshold": flat.threshold,
+                "top1": round(flat_top1, 3),
+                "unknown_rejected": round(flat_rejected, 3),
+                "per_length": per_length(decide(enrolled, trials, flat)),
+            },
         }
     decisions = decide(enrolled, trials, defaults)
     top1, rejected = rates(decisions)
@@ -432,7 +451,9 @@ def print_report(result: dict[str, object]) -> None:
     for name, voice in result["voices"].items():  # type: ignore[attr-defined]
         how = f"enrolled from {voice['enroll_s']} s" if voice["enrolled"] else "never enrolled"
         print(f"  {name:>8}  {how}")
-    print(f"cost: {result['cpu_ms_per_speech_s']} CPU ms per second of speech (one thread)")
+    print(f"cost: {result['cpu_ms_per_speech_s']} CPU ms per second of speech (one thread); per segment:")
+    for length, cost in result["cpu_ms_per_segment"].items():  # type: ignore[attr-defined]
+        print(f"  {length:>6}: median {cost['median']} ms, p95 {cost['p95']} ms")
     defaults = result["with_defaults"]
     print(f"\nwith the default calibration {result['default_calibration']}:")  # type: ignore[index]
     print(
@@ -465,6 +486,12 @@ def print_report(result: dict[str, object]) -> None:
             f"  leave-one-speaker-out cross-validated: top-1 {cv['top1']:.1%}, {UNKNOWN} {cv['unknown_rejected']:.1%}"
         )
         print(f"  cluster threshold {chosen['cluster_threshold']}: {chosen['clustering']}")  # type: ignore[index]
+        flat = chosen["best_flat_threshold"]  # type: ignore[index]
+        print(
+            f"  for comparison, the best threshold flat in duration, {flat['threshold']}: top-1 {flat['top1']:.1%}, "
+            f"{UNKNOWN} {flat['unknown_rejected']:.1%}; per length: "
+            + ", ".join(f"{r['segment_s']:g} s {r['top1']:.1%}/{r['unknown_rejected']:.1%}" for r in flat["per_length"])
+        )
 
 
 def main() -> None:
