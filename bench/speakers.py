@@ -1,6 +1,7 @@
 """How well does speaker identification work, and what does it cost? Chooses the calibration.
 
-    .venv/bin/python -m bench.speakers [--source auto|real|fixtures] [--snr 20] [--json PATH]
+    .venv/bin/python -m bench.speakers [--source auto|real|fixtures] [--snr 20 [--clean]] [--json PATH]
+        [--embedder resemblyzer|speechbrain] [--model PATH_OR_HUB_ID]
     make bench-speakers
 
 Voices: the six real Portuguese speakers of `../shared/audio/pt_speakers` (MLS, CC BY 4.0) when present
@@ -368,14 +369,30 @@ def per_length(decisions: Sequence[Decision]) -> list[dict[str, object]]:
     return out
 
 
-def run(
-    source: str = "auto", snr_db: float | None = None, choose: bool = True, clean: bool = False
-) -> dict[str, object]:
-    from balto.adapters.resemblyzer import load_resemblyzer
-    from balto.adapters.webrtc_vad import WebRtcSpeechDetector
-    from balto.app.speakers import Enrollment, IdentificationConfig
+def load_embedder(name: str, model: str | None):
+    """The encoder the server would load for SPEAKER_EMBEDDER=name and SPEAKER_MODEL=model."""
+    if name == "speechbrain":
+        from balto.adapters.speechbrain import DEFAULT_MODEL, load_speechbrain
 
-    embedder = load_resemblyzer(threads=1)
+        return load_speechbrain(model or DEFAULT_MODEL, Path.home() / ".cache" / "balto" / "models")
+    from balto.adapters.resemblyzer import load_resemblyzer
+
+    return load_resemblyzer(Path(model) if model else None, threads=1)
+
+
+def run(
+    source: str = "auto",
+    snr_db: float | None = None,
+    choose: bool = True,
+    clean: bool = False,
+    embedder_name: str = "resemblyzer",
+    model: str | None = None,
+) -> dict[str, object]:
+    from balto.adapters.webrtc_vad import WebRtcSpeechDetector
+    from balto.app.settings import SPEAKER_DEFAULTS
+    from balto.app.speakers import Enrollment
+
+    embedder = load_embedder(embedder_name, model)
     kind, voices = load_voices(source)
     enrollment = Enrollment(embedder, profiles=None, new_detector=lambda: WebRtcSpeechDetector(2))  # type: ignore[arg-type]
     enrolled = enroll_all(enrollment, voices)
@@ -386,8 +403,12 @@ def run(
         cleaner = NoiseReduceCleaner()
     costs: dict[float, list[float]] = {}
     trials, cpu_ms_per_s = embed_trials(embedder, voices, snr_db=snr_db, cleaner=cleaner, costs=costs)
-    defaults = Calibration()
+    # The server's defaults for this encoder (SPEAKER_UNKNOWN_THRESHOLD and the rest unset).
+    preset = SPEAKER_DEFAULTS[embedder_name]
+    defaults = Calibration(threshold=preset["threshold"], slope=preset["slope"], temperature=preset["temperature"])
+    cluster_threshold = preset["cluster"]
     result: dict[str, object] = {
+        "embedder": embedder.name,
         "source": kind,
         "voices": {
             v.name: {"enrolled": v.enrolled, "enroll_s": round(sum(p.size for _, p in v.enroll) / RATE, 1)}
@@ -428,7 +449,6 @@ def run(
     top1, rejected = rates(decisions)
     names = list(enrolled)
     never = [v.name for v in voices if not v.enrolled]
-    cluster_threshold = IdentificationConfig().cluster_threshold
     known_trials = [t for t in trials if t.voice in enrolled]
     result["with_defaults"] = {
         "top1": round(top1, 3),
@@ -447,6 +467,7 @@ def run(
 
 def print_report(result: dict[str, object]) -> None:
     noise = f"coffee-shop noise at {result['snr_db']:g} dB SNR" if result["snr_db"] is not None else "no noise"
+    print(f"encoder: {result['embedder']}")
     print(f"voices: {result['source']}, test segments with {noise}{', cleaned' if result['cleaned'] else ''}")
     for name, voice in result["voices"].items():  # type: ignore[attr-defined]
         how = f"enrolled from {voice['enroll_s']} s" if voice["enrolled"] else "never enrolled"
@@ -497,12 +518,14 @@ def print_report(result: dict[str, object]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", default="auto", choices=("auto", "real", "fixtures"))
+    parser.add_argument("--embedder", default="resemblyzer", choices=("resemblyzer", "speechbrain"))
+    parser.add_argument("--model", default=None, help="as SPEAKER_MODEL: weights file, model dir or hub id")
     parser.add_argument("--snr", type=float, default=None, help="mix coffee-shop noise into the test segments")
     parser.add_argument("--clean", action="store_true", help="run the noise cleaner on the test segments first")
     parser.add_argument("--no-choose", action="store_true", help="only evaluate the default calibration")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
-    result = run(args.source, args.snr, choose=not args.no_choose, clean=args.clean)
+    result = run(args.source, args.snr, not args.no_choose, args.clean, args.embedder, args.model)
     print_report(result)
     if args.json:
         args.json.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
