@@ -235,8 +235,8 @@ class CounterSession:
         # cleaned audio: embeddings of noisy speech drift away from the enrolled profiles.
         identifying = asyncio.create_task(self._identify(pcm)) if self._speakers is not None else None
         transcript = await self._transcribe(pcm)
-        interaction.speaker = await identifying if identifying is not None else None
         interaction.ts_trans_resp = clock.now()
+        interaction.speaker = await identifying if identifying is not None else None
         speaker_label = _role_label(interaction.speaker.top_role) if interaction.speaker is not None else None
         interaction.transcricao = transcript.text
         interaction.stt_provider = transcript.provider or None
