@@ -4,11 +4,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test install lint wer fixtures clean bench-frontend bench-cleaner bench-vad
+.PHONY: run test install lint wer fixtures clean bench-frontend bench-cleaner bench-vad bench-speakers
 
 $(BIN)/balto: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	# The CPU build of torch first (it lies in /opt/wheels here and on CI), so no dependency pulls CUDA.
+	# Elsewhere: make run TORCH_INDEX=https://download.pytorch.org/whl/cpu
+	$(BIN)/pip install --quiet torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $(BIN)/balto
 
@@ -33,6 +36,11 @@ wer: install
 # Regenerates the committed speech fixtures (needs espeak-ng and sox; tests never do).
 fixtures:
 	$(BIN)/python tests/fixtures/make_fixtures.py
+	$(BIN)/python tests/fixtures/make_speaker_fixtures.py
+
+# Speaker identification: accuracy on 6 real voices (../shared/audio) or the fixtures, and the cost.
+bench-speakers: install
+	$(BIN)/python -m bench.speakers
 
 # Front-end cost: decode + VAD CPU-seconds per audio-second per stream, and memory per connection.
 bench-frontend: install

@@ -3,12 +3,14 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from balto.adapters import migrations
+from balto.adapters.embedded_postgres import create_database_if_missing, drop_database
 from balto.adapters.faster_whisper import WhisperTranscriber, load_whisper_model
 from balto.adapters.postgres import create_engine
 from tests.support.openai_server import OpenAIServer, Reply
-from tests.support.postgres import TestDatabase, test_database
+from tests.support.postgres import TestDatabase, embeddings_are_vectors, test_database
 from tests.support.stt_servers import AssemblyAIStub, ElevenLabsStub, OpenAIAudioStub, StubServer
 
 
@@ -20,6 +22,40 @@ async def pg() -> TestDatabase:
         await migrations.upgrade(engine)
         await engine.dispose()
         yield database
+
+
+@pytest.fixture(scope="session")
+async def pgvector_url(pg: TestDatabase) -> str:
+    """A migrated database whose speaker embeddings are pgvector `vector`s: `pg` itself when its server
+    has the extension (the embedded one does), else a database on a fresh embedded server."""
+    if await embeddings_are_vectors(pg.url):
+        yield pg.url
+        return
+    async with test_database(embedded_only=True) as database:
+        engine = create_engine(database.url)
+        await migrations.upgrade(engine)
+        await engine.dispose()
+        assert await embeddings_are_vectors(database.url)
+        yield database.url
+
+
+@pytest.fixture(scope="session")
+async def plain_url(pg: TestDatabase) -> str:
+    """A migrated database whose speaker embeddings are `real[]`: `pg` itself when its server lacks
+    pgvector (the system PostgreSQL may), else another database on it migrated without the extension."""
+    if not await embeddings_are_vectors(pg.url):
+        yield pg.url
+        return
+    name = f"{pg.name}_plain"
+    await create_database_if_missing(pg.admin_url, name)
+    url = make_url(pg.url).set(database=name).render_as_string(hide_password=False)
+    engine = create_engine(url)
+    await migrations.upgrade(engine, pgvector=False)
+    await engine.dispose()
+    try:
+        yield url
+    finally:
+        await drop_database(pg.admin_url, name)
 
 
 @pytest.fixture
@@ -92,3 +128,11 @@ def stt_server(stt_servers):
     for server in stt_servers.values():
         server.reset()
     return stt_servers
+
+
+@pytest.fixture(scope="session")
+def resemblyzer_embedder():
+    """Resemblyzer's encoder, loaded once for the whole test session (seconds to load)."""
+    from balto.adapters.resemblyzer import load_resemblyzer
+
+    return load_resemblyzer(threads=1)

@@ -20,11 +20,11 @@ from balto.domain.interaction import (
     Transcript,
 )
 from balto.domain.keys import ApiKey, generate_key, hash_key, key_prefix
-from balto.domain.speaker import SpeakerMatch
+from balto.domain.speaker import EmbeddingError, SpeakerMatch, SpeakerProfile, unit
 from balto.domain.vad import FRAME_SAMPLES, frame_rms
 from balto.ports.audio import SpeechDetector
-from balto.ports.inference import Recommender, SpeakerIdentifier, Transcriber
-from balto.ports.storage import ApiKeyRepository, FeedbackRepository, InteractionRepository
+from balto.ports.inference import Recommender, SpeakerEmbedder, SpeakerIdentifier, Transcriber
+from balto.ports.storage import ApiKeyRepository, FeedbackRepository, InteractionRepository, SpeakerProfileRepository
 from balto.ports.system import Clock
 
 
@@ -195,6 +195,84 @@ class EnergySpeechDetector(SpeechDetector):
 class FakeSpeakerIdentifier(SpeakerIdentifier):
     def __init__(self, match: SpeakerMatch) -> None:
         self.match = match
+        self.calls: list[tuple[int, str]] = []
 
     async def add_segment(self, pcm: np.ndarray, balcao_id: str) -> SpeakerMatch:
+        self.calls.append((pcm.size, balcao_id))
         return self.match
+
+
+class FakeSpeakerEmbedder(SpeakerEmbedder):
+    """The long-term average spectrum: 24 log-energy bands over 60-4000 Hz, centred, unit length.
+
+    A real (if crude) voice feature, deterministic and instant: the same recording always gives the
+    same vector, and voices of different pitch and timbre point different ways. `calls` counts the
+    segments embedded.
+    """
+
+    BANDS = 24
+
+    def __init__(self, name: str = "fake-ltas") -> None:
+        self._name = name
+        self.calls = 0
+        edges = np.geomspace(60.0, 4000.0, self.BANDS + 1)
+        self._edges = np.round(edges / (16_000 / 512)).astype(int)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dim(self) -> int:
+        return self.BANDS
+
+    def embed(self, pcm: np.ndarray) -> np.ndarray:
+        if pcm.ndim != 1 or pcm.size < 512:
+            raise EmbeddingError(f"expected at least 512 mono samples, got shape {pcm.shape}")
+        if not np.any(pcm):
+            raise EmbeddingError("silent audio has no voice to embed")
+        self.calls += 1
+        frames = np.lib.stride_tricks.sliding_window_view(pcm.astype(np.float64) / 32768.0, 512)[::256]
+        power = (np.abs(np.fft.rfft(frames * np.hanning(512), axis=1)) ** 2).mean(axis=0)
+        bands = np.array([power[a:b].sum() for a, b in zip(self._edges[:-1], self._edges[1:], strict=True)])
+        log_bands = np.log10(bands + 1e-10)
+        return unit(log_bands - log_bands.mean())
+
+
+class InMemorySpeakerProfileRepository(SpeakerProfileRepository):
+    def __init__(self) -> None:
+        self._profiles: dict[str, SpeakerProfile] = {}
+        self._next_id = 1
+
+    async def add(self, profile: SpeakerProfile) -> SpeakerProfile:
+        if not profile.name.strip():
+            raise ValueError("a profile needs a name")
+        if not profile.embedder:
+            raise ValueError("a profile must say which embedder made it")
+        stored = copy.deepcopy(profile)
+        stored.embedding = unit(profile.embedding)
+        stored.id = str(self._next_id)
+        stored.created_at = stored.updated_at = time.time()
+        self._next_id += 1
+        self._profiles[stored.id] = stored
+        return copy.deepcopy(stored)
+
+    async def get(self, profile_id: str) -> SpeakerProfile | None:
+        found = self._profiles.get(profile_id)
+        return None if found is None else copy.deepcopy(found)
+
+    async def delete(self, profile_id: str) -> bool:
+        return self._profiles.pop(profile_id, None) is not None
+
+    async def search(self, embedding: np.ndarray, balcao_id: str, embedder: str) -> list[tuple[SpeakerProfile, float]]:
+        query = unit(embedding)
+        usable = [p for p in await self.list(balcao_id, embedder) if p.embedding.size == query.size]
+        scored = [(p, float(np.dot(p.embedding.astype(np.float64), query.astype(np.float64)))) for p in usable]
+        return sorted(scored, key=lambda item: -item[1])
+
+    async def list(self, balcao_id: str | None = None, embedder: str | None = None) -> list[SpeakerProfile]:
+        return [
+            copy.deepcopy(p)
+            for p in sorted(self._profiles.values(), key=lambda p: int(p.id or 0))
+            if (balcao_id is None or p.balcao_id in (None, balcao_id)) and embedder in (None, p.embedder)
+        ]

@@ -182,3 +182,36 @@ async def test_postgres_keeps_playbook_cards_in_aligned_arrays(engine):
     assert row.playbook_regras == ["dor_de_cabeca", "dor_de_cabeca", "pressao"]
     assert row.playbook_sugestoes[2] == "Ofereça aferir a pressão"
     assert row.checklist == {"cpf_nota": True, "fidelidade": False}
+
+
+async def test_postgres_stores_the_top_speaker_in_queryable_columns(engine):
+    repo = PostgresInteractionRepository(engine)
+    known = full_interaction("B7S")
+    unknown = Interaction(balcao_id="B7S", conexao_id="c")
+    unknown.speaker = SpeakerMatch(
+        "desconhecido",
+        0.685,
+        (
+            SpeakerScore("desconhecido", "cliente_1", "cliente", 0.685, 0.97),
+            SpeakerScore("p1", "Ana", "atendente", 0.61, 0.03),
+        ),
+    )
+    not_identified = Interaction(balcao_id="B7S", conexao_id="c")
+    for row in (known, unknown, not_identified):
+        await repo.add(row)
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                sa.text(
+                    "SELECT speaker_top_id, speaker_score, speaker_data FROM interacoes "
+                    "WHERE balcao_id = 'B7S' ORDER BY id"
+                )
+            )
+        ).all()
+    assert [(r[0], r[1]) for r in rows] == [
+        ("p1", pytest.approx(0.8)),
+        ("desconhecido", pytest.approx(0.685)),
+        (None, None),
+    ]
+    assert rows[1][2].startswith('[{"id": "desconhecido", "nome": "cliente_1", "papel": "cliente"')
+    assert rows[2][2] is None

@@ -55,6 +55,7 @@ def server(pg, openai_server, tmp_path_factory):
         "PLAYBOOK_ENABLED": "true",
         "PORT": str(port),
         "LOG_LEVEL": "INFO",
+        "BALTO_ADMIN_KEY": "e2e-admin-key",
     }
     for name in ("POSTGRES_HOST", "XAI_API_KEY", "OPENAI_API_KEY", "LLM_FALLBACK_PROVIDER", "LLM_SYSTEM_PROMPT_FILE"):
         env.pop(name, None)

@@ -26,8 +26,9 @@ class TestDatabase:
 
 
 @asynccontextmanager
-async def test_database() -> AsyncIterator[TestDatabase]:
-    external = database_url_from_env(os.environ)
+async def test_database(embedded_only: bool = False) -> AsyncIterator[TestDatabase]:
+    """`embedded_only`: an embedded server even when an external one is configured (it has pgvector)."""
+    external = None if embedded_only else database_url_from_env(os.environ)
     embedded: EmbeddedPostgres | None = None
     if external is not None:
         server_url = make_url(external)
@@ -47,3 +48,18 @@ async def test_database() -> AsyncIterator[TestDatabase]:
         await drop_database(admin, name)
         if embedded is not None:
             embedded.stop()
+
+
+async def embeddings_are_vectors(url: str) -> bool:
+    """Whether migration 0004 made speaker_profiles.embedding a pgvector `vector` in this database."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    try:
+        column_type = await conn.fetchval(
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+            "WHERE attrelid = 'speaker_profiles'::regclass AND attname = 'embedding'"
+        )
+    finally:
+        await conn.close()
+    return str(column_type).startswith("vector")

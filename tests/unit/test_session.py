@@ -412,7 +412,9 @@ async def test_checklist_frames_at_start_on_each_tick_and_at_the_end():
 
 async def test_a_known_customer_does_not_tick_the_attendants_checklist():
     customer = SpeakerMatch("c1", 0.9, (SpeakerScore("c1", "Maria", "cliente", 0.9, 0.95),))
-    session, repo, _events, _ = with_playbook(["cpf na nota"], speakers=FakeSpeakerIdentifier(customer))
+    session, repo, _events, _ = with_playbook(
+        ["cpf na nota"], new_speaker_identifier=lambda: FakeSpeakerIdentifier(customer)
+    )
     await stream(session, ONE_UTTERANCE)
     assert repo.rows[0].checklist == {"cpf_nota": False, "fidelidade": False}
 

@@ -70,6 +70,41 @@ def test_playbook_is_on_by_default_with_the_shipped_example():
     assert not s.playbook_enabled and str(s.playbook_file) == "/x/loja.json" and s.conversation_end_silence_s == 90.0
 
 
+def test_speaker_identification_is_on_by_default_with_resemblyzers_measured_calibration():
+    s = Settings.from_env({})
+    assert s.speaker.enabled and s.speaker.embedder == "resemblyzer"  # resemblyzer is a dependency
+    assert s.speaker.calibration.threshold == 0.685 and s.speaker.calibration.slope == 0.04
+    assert s.speaker.unknown_role == "cliente" and s.speaker.min_segment_s == 1.0
+    assert s.admin_key is None
+
+
+def test_speaker_settings_from_the_environment():
+    s = Settings.from_env(
+        {
+            "SPEAKER_ID": "off",
+            "SPEAKER_UNKNOWN_THRESHOLD": "0.7",
+            "SPEAKER_THRESHOLD_SLOPE": "0",
+            "SPEAKER_TEMPERATURE": "0.02",
+            "SPEAKER_CLUSTER_THRESHOLD": "0.6",
+            "SPEAKER_MIN_SEGMENT_S": "1.5",
+            "SPEAKER_UNKNOWN_ROLE": "Cliente",
+            "SPEAKER_MODEL": "/models/encoder.pt",
+            "BALTO_ADMIN_KEY": "s3cret",
+        }
+    )
+    assert not s.speaker.enabled
+    c = s.speaker.calibration
+    assert (c.threshold, c.slope, c.temperature) == (0.7, 0.0, 0.02)
+    assert s.speaker.cluster_threshold == 0.6 and s.speaker.min_segment_s == 1.5
+    assert s.speaker.unknown_role == "cliente" and s.speaker.model == "/models/encoder.pt"
+    assert s.admin_key == "s3cret"
+
+
+def test_speechbrain_gets_its_own_calibration_defaults():
+    s = Settings.from_env({"SPEAKER_EMBEDDER": "speechbrain", "SPEAKER_ID": "off"})
+    assert s.speaker.embedder == "speechbrain" and s.speaker.calibration.threshold == 0.25
+
+
 @pytest.mark.parametrize(
     "env",
     [
@@ -225,3 +260,31 @@ def test_the_short_segment_provider_can_be_another_or_none():
 def test_bad_routing_values_fail_at_start_up_naming_the_variable(env, variable):
     with pytest.raises(SettingsError, match=variable):
         Settings.from_env({"SMART_ROUTING_ENABLED": "true", **env})
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"SPEAKER_ID": "maybe"},
+        {"SPEAKER_EMBEDDER": "pyannote"},
+        {"SPEAKER_UNKNOWN_THRESHOLD": "2"},
+        {"SPEAKER_TEMPERATURE": "0"},
+        {"SPEAKER_CLUSTER_THRESHOLD": "-3"},
+        {"SPEAKER_MIN_SEGMENT_S": "0"},
+        {"SPEAKER_UNKNOWN_ROLE": "o cliente"},
+    ],
+)
+def test_bad_speaker_values_fail_at_start_up(env):
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env(env)
+    assert next(iter(env)).split("_")[0] in str(info.value)
+
+
+def test_asking_for_an_embedder_that_is_not_installed_fails_at_start_up(monkeypatch):
+    from balto.app import settings
+
+    monkeypatch.setattr(settings, "installed", lambda package: package != "speechbrain")
+    with pytest.raises(SettingsError, match=r"balto\[speechbrain\]"):
+        Settings.from_env({"SPEAKER_EMBEDDER": "speechbrain", "SPEAKER_ID": "on"})
+    # Unset, it is simply off.
+    assert not Settings.from_env({"SPEAKER_EMBEDDER": "speechbrain"}).speaker.enabled

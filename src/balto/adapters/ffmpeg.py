@@ -11,9 +11,11 @@ import asyncio
 import contextlib
 import logging
 import re
+import subprocess
 from collections import deque
 from collections.abc import AsyncIterator
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 
@@ -176,3 +178,29 @@ class FfmpegDecoder(AudioDecoder):
         if self._stderr_task is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._stderr_task, 2.0)
+
+
+def decode_audio_file(path: Path, exe: str | None = None, timeout_s: float = 120.0) -> np.ndarray:
+    """A whole audio file ffmpeg reads (WAV, Ogg/Opus, WebM, MP3, FLAC, M4A, ...) as 16 kHz mono int16.
+
+    Blocking (a child process): for enrolment from the CLI or an upload, run it off the event loop.
+    A path rather than a pipe, because some containers (MP4/M4A) put their index at the end.
+    """
+    try:
+        proc = subprocess.run(
+            [exe or ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-i", str(path), "-vn",
+             "-f", "s16le", "-acodec", "pcm_s16le", "-ac", "1", "-ar", "16000", "pipe:1"],
+            capture_output=True,
+            timeout=timeout_s,
+            check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise DecodeError("audio_invalido", f"{path.name}: decoding took longer than {timeout_s:g} s") from None
+    if proc.returncode != 0:
+        detail = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        reason = detail[-1] if detail else f"ffmpeg exited with code {proc.returncode}"
+        raise DecodeError("audio_invalido", f"{path.name} is not an audio file ffmpeg can read: {reason}")
+    samples = np.frombuffer(proc.stdout[: len(proc.stdout) - len(proc.stdout) % 2], dtype="<i2").astype(np.int16)
+    if samples.size == 0:
+        raise DecodeError("audio_invalido", f"{path.name} has no audio")
+    return samples

@@ -19,17 +19,21 @@ def migrations_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "migrations"
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
+def alembic_config(connection: Connection | None = None, pgvector: bool = True) -> Config:
     config = Config()
     config.set_main_option("script_location", str(migrations_dir()))
     if connection is not None:
         config.attributes["connection"] = connection
+    config.attributes["pgvector"] = pgvector
     return config
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+async def upgrade(engine: AsyncEngine, revision: str = "head", pgvector: bool = True) -> None:
+    """Migrate to `revision`. `pgvector=False` keeps speaker embeddings in `real[]` even where the
+    extension exists (the schema of a server without it, for tests and for DBAs who refuse extensions)."""
+
     def run(connection: Connection) -> None:
-        command.upgrade(alembic_config(connection), revision)
+        command.upgrade(alembic_config(connection, pgvector), revision)
 
     async with engine.begin() as conn:
         await conn.run_sync(run)

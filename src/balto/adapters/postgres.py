@@ -5,14 +5,20 @@ from __future__ import annotations
 import hmac
 from datetime import UTC, datetime
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from balto.domain.interaction import Feedback, IaStatus, Interaction, SttStatus, Suggestion
 from balto.domain.keys import ApiKey, generate_key, hash_key, key_prefix
-from balto.domain.speaker import SpeakerMatch
-from balto.ports.storage import ApiKeyRepository, FeedbackRepository, InteractionRepository
+from balto.domain.speaker import SpeakerMatch, SpeakerProfile, unit
+from balto.ports.storage import (
+    ApiKeyRepository,
+    FeedbackRepository,
+    InteractionRepository,
+    SpeakerProfileRepository,
+)
 
 metadata = sa.MetaData()
 
@@ -41,6 +47,8 @@ interacoes = sa.Table(
     sa.Column("recomendacao_gerada", sa.Text),
     sa.Column("grok_raw_response", sa.Text),
     sa.Column("speaker_data", sa.Text),
+    sa.Column("speaker_top_id", sa.Text),
+    sa.Column("speaker_score", sa.Float),
     sa.Column("ia_status", sa.Text, nullable=False),
     sa.Column("buffer_acao", sa.Text),
     sa.Column("segmento_inicio", sa.Float),
@@ -114,6 +122,8 @@ class PostgresInteractionRepository(InteractionRepository):
             "recomendacao_gerada": interaction.recomendacao_gerada,
             "grok_raw_response": interaction.grok_raw_response,
             "speaker_data": interaction.speaker_data,
+            "speaker_top_id": None if interaction.speaker is None else interaction.speaker.top_id,
+            "speaker_score": None if interaction.speaker is None else interaction.speaker.score,
             "ia_status": interaction.ia_status.value,
             "buffer_acao": interaction.buffer_acao,
             "segmento_inicio": interaction.segmento_inicio,
@@ -277,4 +287,152 @@ class PostgresApiKeyRepository(ApiKeyRepository):
             prefix=row["prefix"],
             revoked=row["revoked_at"] is not None,
             created_at=_epoch(row["created_at"]),
+        )
+
+
+# The embedding column is `vector` or `real[]` (see migration 0004), so it is not in this mirror: the
+# profile queries below cast it to real[] to read it, and from real[] to write it.
+speaker_profiles = sa.Table(
+    "speaker_profiles",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("role", sa.Text),
+    sa.Column("balcao_id", sa.Text),
+    sa.Column("embedder", sa.Text, nullable=False),
+    sa.Column("dim", sa.Integer, nullable=False),
+    sa.Column("samples", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True)),
+    sa.Column("updated_at", sa.DateTime(timezone=True)),
+)
+
+_PROFILE_COLUMNS = (
+    "id, name, role, balcao_id, embedder, dim, samples, created_at, updated_at, embedding::real[] AS embedding"
+)
+_USABLE = "embedder = :embedder AND dim = :dim AND (balcao_id = :balcao_id OR balcao_id IS NULL)"
+
+
+def _profile_id(profile_id: str) -> int | None:
+    try:
+        return int(profile_id)
+    except (TypeError, ValueError):
+        return None
+
+
+class PostgresSpeakerProfileRepository(SpeakerProfileRepository):
+    """Voice profiles. Where the column is a pgvector `vector`, `search` ranks by cosine distance in the
+    database (`<=>`); where it is `real[]` (no pgvector), it loads the balcão's profiles and ranks them
+    in-process. `use_pgvector=False` forces the in-process path on a `vector` column too."""
+
+    def __init__(self, engine: AsyncEngine, use_pgvector: bool | None = None) -> None:
+        self._engine = engine
+        self._requested = use_pgvector
+        self._pgvector: bool | None = None
+
+    async def uses_pgvector(self) -> bool:
+        if self._pgvector is None:
+            async with self._engine.connect() as conn:
+                column_type = (
+                    await conn.execute(
+                        sa.text(
+                            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                            "WHERE attrelid = 'speaker_profiles'::regclass AND attname = 'embedding'"
+                        )
+                    )
+                ).scalar_one()
+            is_vector = column_type.startswith("vector")
+            if self._requested and not is_vector:
+                raise RuntimeError("speaker_profiles.embedding is real[]: this database has no pgvector")
+            self._pgvector = is_vector and self._requested is not False
+        return self._pgvector
+
+    async def add(self, profile: SpeakerProfile) -> SpeakerProfile:
+        if not profile.name.strip():
+            raise ValueError("a profile needs a name")
+        if not profile.embedder:
+            raise ValueError("a profile must say which embedder made it")
+        embedding = unit(profile.embedding)
+        statement = sa.text(
+            "INSERT INTO speaker_profiles (name, role, balcao_id, embedder, dim, samples, embedding) "
+            "VALUES (:name, :role, :balcao_id, :embedder, :dim, :samples, CAST(:embedding AS real[])) "
+            f"RETURNING {_PROFILE_COLUMNS}"
+        )
+        params = {
+            "name": profile.name,
+            "role": profile.role,
+            "balcao_id": profile.balcao_id,
+            "embedder": profile.embedder,
+            "dim": int(embedding.size),
+            "samples": profile.samples,
+            "embedding": embedding.tolist(),
+        }
+        async with self._engine.begin() as conn:
+            row = (await conn.execute(statement, params)).mappings().one()
+        return self._to_domain(row)
+
+    async def get(self, profile_id: str) -> SpeakerProfile | None:
+        key = _profile_id(profile_id)
+        if key is None:
+            return None
+        statement = sa.text(f"SELECT {_PROFILE_COLUMNS} FROM speaker_profiles WHERE id = :id")
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(statement, {"id": key})).mappings().first()
+        return None if row is None else self._to_domain(row)
+
+    async def delete(self, profile_id: str) -> bool:
+        key = _profile_id(profile_id)
+        if key is None:
+            return False
+        async with self._engine.begin() as conn:
+            result = await conn.execute(sa.delete(speaker_profiles).where(speaker_profiles.c.id == key))
+        return result.rowcount == 1
+
+    async def search(self, embedding: np.ndarray, balcao_id: str, embedder: str) -> list[tuple[SpeakerProfile, float]]:
+        query = unit(embedding)
+        params = {"embedder": embedder, "dim": int(query.size), "balcao_id": balcao_id}
+        if await self.uses_pgvector():
+            distance = "embedding <=> CAST(CAST(:query AS real[]) AS vector)"  # pgvector's cosine distance
+            statement = sa.text(
+                f"SELECT {_PROFILE_COLUMNS}, 1 - ({distance}) AS score "
+                f"FROM speaker_profiles WHERE {_USABLE} ORDER BY {distance}, id"
+            )
+            async with self._engine.connect() as conn:
+                rows = (await conn.execute(statement, {**params, "query": query.tolist()})).mappings().all()
+            return [(self._to_domain(row), float(row["score"])) for row in rows]
+        statement = sa.text(f"SELECT {_PROFILE_COLUMNS} FROM speaker_profiles WHERE {_USABLE} ORDER BY id")
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(statement, params)).mappings().all()
+        profiles = [self._to_domain(row) for row in rows]
+        if not profiles:
+            return []
+        scores = np.stack([p.embedding for p in profiles]).astype(np.float64) @ query.astype(np.float64)
+        order = sorted(range(len(profiles)), key=lambda i: -scores[i])  # stable: ties keep id order
+        return [(profiles[i], float(scores[i])) for i in order]
+
+    async def list(self, balcao_id: str | None = None, embedder: str | None = None) -> list[SpeakerProfile]:
+        conditions, params = [], {}
+        if balcao_id is not None:
+            conditions.append("(balcao_id = :balcao_id OR balcao_id IS NULL)")
+            params["balcao_id"] = balcao_id
+        if embedder is not None:
+            conditions.append("embedder = :embedder")
+            params["embedder"] = embedder
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        statement = sa.text(f"SELECT {_PROFILE_COLUMNS} FROM speaker_profiles {where} ORDER BY id")
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(statement, params)).mappings().all()
+        return [self._to_domain(row) for row in rows]
+
+    @staticmethod
+    def _to_domain(row: sa.RowMapping) -> SpeakerProfile:
+        return SpeakerProfile(
+            id=str(row["id"]),
+            name=row["name"],
+            role=row["role"],
+            balcao_id=row["balcao_id"],
+            embedder=row["embedder"],
+            samples=row["samples"],
+            embedding=np.asarray(row["embedding"], dtype=np.float32),
+            created_at=_epoch(row["created_at"]),
+            updated_at=_epoch(row["updated_at"]),
         )

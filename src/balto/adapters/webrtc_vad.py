@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
-import webrtcvad
 
 from balto.domain.vad import FRAME_SAMPLES, SAMPLE_RATE
 from balto.ports.audio import SpeechDetector
+
+with warnings.catch_warnings():
+    # webrtcvad imports pkg_resources, which setuptools >= 80 (needed by torch) flags as deprecated.
+    warnings.simplefilter("ignore", UserWarning)
+    import webrtcvad
 
 
 class WebRtcSpeechDetector(SpeechDetector):

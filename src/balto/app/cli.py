@@ -1,4 +1,4 @@
-"""The `balto` command line: serve, migrate, manage API keys, replay a file as a counter would."""
+"""The `balto` command line: serve, migrate, manage API keys and voice profiles, replay a file."""
 
 from __future__ import annotations
 
@@ -258,6 +258,97 @@ def wer(provider: str, noise: bool, max_wer: float | None) -> None:
     rate = asyncio.run(run())
     if max_wer is not None and rate is not None and rate > max_wer:
         raise click.ClickException(f"WER {rate:.3f} on the fixtures is above --max-wer {max_wer:g}")
+
+
+@main.group()
+def speakers() -> None:
+    """Manage the voice profiles speaker identification matches against."""
+
+
+@speakers.command("enroll")
+@click.option("--name", required=True, help='Who the voice belongs to, e.g. "Ana".')
+@click.option("--role", required=True, help="Their role at the counter: atendente, cliente, gerente, ...")
+@click.option("--balcao", default=None, help="The balcão where the voice is recognised; omitted: every balcão.")
+@click.option("--replace", is_flag=True, help="Replace a profile with the same name at the same balcão.")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def speakers_enroll(name: str, role: str, balcao: str | None, replace: bool, files: tuple[Path, ...]) -> None:
+    """Enroll a voice from one or more recordings (averaged into one profile; 10-20 s of speech is best).
+
+    FILES may be WAV, Ogg/Opus, WebM, MP3, FLAC, M4A: anything ffmpeg reads. The new profile's id is
+    printed on the last line of stdout.
+    """
+    from balto.adapters.ffmpeg import decode_audio_file
+    from balto.app.speakers import EnrollmentResult
+    from balto.domain.speaker import EnrollmentError
+    from balto.ports.audio import DecodeError
+
+    settings = _settings()
+    configure_logging(settings)
+    recordings = []
+    for path in files:
+        try:
+            recordings.append((path.name, decode_audio_file(path)))
+        except DecodeError as exc:
+            raise click.ClickException(exc.message) from None
+
+    async def enroll(container: composition.Container) -> EnrollmentResult:
+        click.echo(f"loading the speaker model ({settings.speaker.embedder})…", err=True)
+        try:
+            enrollment = await composition.resolve(container.enrollment)
+        except Exception as exc:  # a missing package or model: say so, without a traceback
+            raise click.ClickException(f"cannot load the {settings.speaker.embedder} speaker model: {exc}") from exc
+        with click.progressbar(length=len(recordings), label="embedding recordings", file=sys.stderr) as bar:
+            try:
+                return await enrollment.enroll(
+                    name, role, balcao, recordings, replace=replace, progress=lambda _name: bar.update(1)
+                )
+            except EnrollmentError as exc:
+                raise click.ClickException(str(exc)) from None
+
+    result = _with_database(settings, enroll)
+    profile = result.profile
+    where = f"balcão {profile.balcao_id}" if profile.balcao_id else "every balcão"
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if result.replaced:
+        click.echo(f"replaced profile {', '.join(result.replaced)}", err=True)
+    click.echo(
+        f"enrolled {profile.name} ({profile.role}) for {where} from {len(recordings)} recording(s), "
+        f"{result.speech_s:.1f} s of speech; profile id:",
+        err=True,
+    )
+    click.echo(profile.id)
+
+
+@speakers.command("list")
+@click.option("--balcao", default=None, help="Only the profiles usable at this balcão (its own and the global ones).")
+def speakers_list(balcao: str | None) -> None:
+    """List voice profiles: id, name, role, balcão (* for every balcão), recordings averaged, model."""
+    settings = _settings()
+    configure_logging(settings)
+
+    async def listing(container: composition.Container) -> list[Any]:
+        repo = await composition.resolve(container.speaker_profiles)
+        return await repo.list(balcao)
+
+    for p in _with_database(settings, listing):
+        click.echo(f"{p.id}\t{p.name}\t{p.role or '-'}\t{p.balcao_id or '*'}\t{p.samples}\t{p.embedder}")
+
+
+@speakers.command("delete")
+@click.argument("profile_id")
+def speakers_delete(profile_id: str) -> None:
+    """Delete a voice profile by id; its voice is unknown from the next segment on."""
+    settings = _settings()
+    configure_logging(settings)
+
+    async def remove(container: composition.Container) -> bool:
+        repo = await composition.resolve(container.speaker_profiles)
+        return await repo.delete(profile_id)
+
+    if not _with_database(settings, remove):
+        raise click.ClickException(f"no voice profile with id {profile_id}")
+    click.echo(f"profile {profile_id} deleted")
 
 
 @main.command()

@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dependency_injector import containers, providers
@@ -28,6 +29,7 @@ from balto.adapters.postgres import (
     PostgresApiKeyRepository,
     PostgresFeedbackRepository,
     PostgresInteractionRepository,
+    PostgresSpeakerProfileRepository,
     create_engine,
 )
 from balto.adapters.system import SystemClock
@@ -36,7 +38,8 @@ from balto.app.decoding import AutoDecoder
 from balto.app.recommenders import FallbackRecommender
 from balto.app.routing import SmartRoutingTranscriber
 from balto.app.session import PipelineDeps
-from balto.app.settings import STT_PROVIDERS, LlmSettings, Settings
+from balto.app.settings import SPEAKER_EMBEDDERS, STT_PROVIDERS, LlmSettings, Settings
+from balto.app.speakers import Enrollment, IdentificationConfig, SpeakerIdentification
 from balto.domain.routing import CircuitBreaker, RoutingPolicy
 from balto.ports.inference import Transcriber
 from balto.ports.system import Clock
@@ -240,6 +243,45 @@ def _llm_recommender(client: Any, llm: LlmSettings) -> OpenAICompatibleRecommend
     )
 
 
+async def _resemblyzer_embedder(settings: Settings) -> AsyncIterator[Any]:
+    from balto.adapters.resemblyzer import load_resemblyzer
+
+    weights = Path(settings.speaker.model) if settings.speaker.model else None
+    yield await asyncio.to_thread(load_resemblyzer, weights, settings.speaker.cpu_threads)
+
+
+async def _speechbrain_embedder(settings: Settings) -> AsyncIterator[Any]:
+    try:
+        from balto.adapters.speechbrain import DEFAULT_MODEL, load_speechbrain
+    except Exception as exc:  # torchaudio raises OSError, not ImportError, when its build does not fit torch
+        raise RuntimeError(f"SPEAKER_EMBEDDER=speechbrain, but speechbrain cannot be imported: {exc}") from exc
+    source = settings.speaker.model or DEFAULT_MODEL
+    yield await asyncio.to_thread(load_speechbrain, source, settings.model_cache_dir, settings.speaker.cpu_threads)
+
+
+def _speaker_executor() -> Iterator[ThreadPoolExecutor]:
+    # One thread: an embedding takes tens of milliseconds, and the cores belong to Whisper.
+    executor = ThreadPoolExecutor(1, thread_name_prefix="speaker")
+    try:
+        yield executor
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _identification_config(settings: Settings) -> IdentificationConfig:
+    speaker = settings.speaker
+    return IdentificationConfig(
+        calibration=speaker.calibration,
+        min_segment_s=speaker.min_segment_s,
+        cluster_threshold=speaker.cluster_threshold,
+        unknown_role=speaker.unknown_role,
+    )
+
+
+def _connection_speakers(identification: SpeakerIdentification | None) -> Any:
+    return None if identification is None else identification.for_connection
+
+
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
@@ -306,7 +348,36 @@ class Container(containers.DeclarativeContainer):
     cleaner = providers.Selector(
         providers.Callable(lambda s: s.audio_cleaner, settings),
         on=providers.Singleton(NoiseReduceCleaner),
+        speaker=providers.Singleton(NoiseReduceCleaner),
         off=providers.Object(None),
+    )
+
+    # Speaker identification (spec 2.3): the embedder is loaded once per process; each connection gets
+    # its own identifier from `for_connection`, which remembers that connection's unknown voices.
+    speaker_embedder = providers.Selector(
+        providers.Callable(lambda s: s.speaker.embedder, settings),
+        resemblyzer=providers.Resource(_resemblyzer_embedder, settings),
+        speechbrain=providers.Resource(_speechbrain_embedder, settings),
+    )
+    speaker_profiles = providers.Singleton(PostgresSpeakerProfileRepository, database.provided.engine)
+    speaker_executor = providers.Resource(_speaker_executor)
+    speaker_identification = providers.Selector(
+        providers.Callable(lambda s: "on" if s.speaker.enabled else "off", settings),
+        on=providers.Singleton(
+            SpeakerIdentification,
+            embedder=speaker_embedder,
+            profiles=speaker_profiles,
+            executor=speaker_executor,
+            config=providers.Callable(_identification_config, settings),
+        ),
+        off=providers.Object(None),
+    )
+    enrollment = providers.Singleton(
+        Enrollment,
+        embedder=speaker_embedder,
+        profiles=speaker_profiles,
+        new_detector=speech_detector.provider,
+        min_rms=settings.provided.vad.min_energy,
     )
 
     pipeline = providers.Singleton(
@@ -318,16 +389,22 @@ class Container(containers.DeclarativeContainer):
         new_decoder=decoder.provider,
         recommender=recommender,
         cleaner=cleaner,
+        clean_for_transcription=providers.Callable(lambda s: s.audio_cleaner == "on", settings),
         instant=instant_recommender,
         checklist=checklist,
         feedback=feedback,
         conversation_end_silence_s=settings.provided.conversation_end_silence_s,
+        new_speaker_identifier=providers.Callable(_connection_speakers, speaker_identification),
         segmenter_config=settings.provided.segmenter,
         language=settings.provided.stt_language,
     )
 
 
 def build_container(settings: Settings) -> Container:
+    # The settings enum and the selector's mapping must agree; a mismatch is a bug caught at start-up.
+    missing = set(SPEAKER_EMBEDDERS) - set(Container.speaker_embedder.providers)
+    if missing or settings.speaker.embedder not in Container.speaker_embedder.providers:
+        raise RuntimeError(f"no speaker embedder factory for {sorted(missing) or settings.speaker.embedder}")
     container = Container(settings=settings)
     return container
 
@@ -349,6 +426,14 @@ async def start(container: Container, *, need_models: bool = True) -> None:
     await resolve(container.database)
     if need_models:
         await resolve(container.pipeline)
+        speaker = container.settings().speaker
+        if speaker.enabled:
+            log.info("speaker identification on (%s)", speaker.embedder)
+        else:
+            log.warning(
+                "speaker identification off (SPEAKER_ID=off, or %s is not installed): speaker_data stays NULL",
+                speaker.embedder,
+            )
 
 
 async def stop(container: Container) -> None:

@@ -62,7 +62,11 @@ class Transcricao(msgspec.Struct, tag_field="comando", tag="transcricao"):
     inicio: float
     fim: float
     interacao_id: str
-    falante: str | None = None
+    falante: str | None = None  # the role label the LLM reads: "Atendente", "Cliente"
+    falante_id: str | None = None  # a profile id, or "desconhecido"
+    falante_nome: str | None = None  # the profile's name, or the connection's label (cliente_1, ...)
+    falante_papel: str | None = None  # atendente, cliente, ...
+    falante_prob: float | None = None  # probability of that answer
 
 
 class Recomendar(msgspec.Struct, tag_field="comando", tag="recomendar"):

@@ -27,6 +27,7 @@ from balto.domain.interaction import (
     Suggestion,
 )
 from balto.domain.playbook import ChecklistItem
+from balto.domain.speaker import SpeakerMatch
 from balto.domain.vad import FRAME_SAMPLES, Segmenter, SegmenterConfig, SpeechSegment, VadPolicy
 from balto.ports.audio import AudioCleaner, AudioDecoder, DecodeError, SpeechDetector
 from balto.ports.inference import Recommender, SpeakerIdentifier, Transcriber, TranscriptionError
@@ -44,7 +45,8 @@ class TranscriptEvent:
     text: str
     start_s: float
     end_s: float
-    speaker: str | None = None
+    speaker: str | None = None  # the role label the LLM sees ("Atendente", "Cliente")
+    match: SpeakerMatch | None = None
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,8 @@ class PipelineDeps:
     feedback: FeedbackRepository | None = None
     conversation_end_silence_s: float = DEFAULT_END_SILENCE_S
     cleaner: AudioCleaner | None = None
-    speakers: SpeakerIdentifier | None = None
+    clean_for_transcription: bool = False  # AUDIO_CLEANER=on; "speaker" cleans for speaker ID only
+    new_speaker_identifier: Callable[[], SpeakerIdentifier] | None = None  # one per connection
     segmenter_config: SegmenterConfig = field(default_factory=SegmenterConfig)
     language: str | None = "pt"
     tick_s: float = 0.25
@@ -130,6 +133,7 @@ class CounterSession:
         self._decoder = deps.new_decoder(audio_format)
         self._detector = deps.new_detector()
         self._segmenter = Segmenter(policy=policy, config=deps.segmenter_config)
+        self._speakers = deps.new_speaker_identifier() if deps.new_speaker_identifier is not None else None
         self._buffer = ConversationBuffer(created_at=deps.clock.now())
         self._segments: asyncio.Queue[_ClosedSegment | None] = asyncio.Queue(deps.segment_queue_size)
         self._carry = np.zeros(0, dtype=np.int16)
@@ -260,16 +264,17 @@ class CounterSession:
             ts_segment_closed=item.closed_at,
         )
         self._interaction_uuids.add(interaction.uuid)
-        speaker_label: str | None = None
-        if self._deps.speakers is not None:
-            try:
-                interaction.speaker = await self._deps.speakers.add_segment(segment.pcm, self.balcao_id)
-                speaker_label = _role_label(interaction.speaker.top_role)
-            except Exception:
-                log.exception("speaker identification failed on %s", self.conexao_id)
         interaction.ts_trans_req = clock.now()
-        await self._transcribe(segment, interaction)
+        # The cleaner serves speaker identification (embeddings of noisy speech drift away from the
+        # enrolled profiles) and, with AUDIO_CLEANER=on, transcription too (docs/audio-frontend.md).
+        wants_clean = self._speakers is not None or self._deps.clean_for_transcription
+        cleaned = await self._clean(segment.pcm) if wants_clean else segment.pcm
+        # Who is speaking is worked out beside the transcription, on its own executor.
+        identifying = asyncio.create_task(self._identify(cleaned)) if self._speakers is not None else None
+        await self._transcribe(cleaned if self._deps.clean_for_transcription else segment.pcm, interaction)
         interaction.ts_trans_resp = clock.now()
+        interaction.speaker = await identifying if identifying is not None else None
+        speaker_label = _role_label(interaction.speaker.top_role) if interaction.speaker is not None else None
         text = (interaction.transcricao or "").strip()
         if not text:
             if self._conversation is not None:
@@ -280,7 +285,9 @@ class CounterSession:
         conversation, started = await self._conversation_at(segment.first_received_at)
         interaction.conversa_id = conversation.id
         if self.want_transcripts:
-            event = TranscriptEvent(interaction.uuid, text, segment.speech_start_s, segment.speech_end_s, speaker_label)
+            event = TranscriptEvent(
+                interaction.uuid, text, segment.speech_start_s, segment.speech_end_s, speaker_label, interaction.speaker
+            )
             if await self._emit(event):
                 interaction.ts_trans_sent = clock.now()
         await self._ask_playbook(interaction, conversation, text, speaker_label)
@@ -311,17 +318,29 @@ class CounterSession:
                 interaction.transcricao_completa = self._buffer.pending_text
             await self._store(interaction)
 
-    async def _transcribe(self, segment: SpeechSegment, interaction: Interaction) -> None:
+    async def _clean(self, pcm: np.ndarray) -> np.ndarray:
+        if self._deps.cleaner is None:
+            return pcm
+        # Only the speech the VAD hands on is cleaned (docs/audio-frontend.md has the numbers);
+        # spectral gating costs tens of ms per segment, so it runs off the event loop.
+        try:
+            return await asyncio.to_thread(self._deps.cleaner.clean, pcm)
+        except Exception:
+            log.exception("audio cleaner failed on %s; using the raw segment", self.conexao_id)
+            return pcm
+
+    async def _identify(self, pcm: np.ndarray) -> SpeakerMatch | None:
+        assert self._speakers is not None
+        try:
+            return await self._speakers.add_segment(pcm, self.balcao_id)
+        except Exception:
+            log.exception("speaker identification failed on %s", self.conexao_id)
+            return None
+
+    async def _transcribe(self, pcm: np.ndarray, interaction: Interaction) -> None:
         """Fills the row's transcript and stt_* columns. A failure is recorded, never raised: the
         cycle is still stored (empty transcript, stt_status "erro") and the connection stays open."""
-        transcriber, pcm = self._deps.transcriber, segment.pcm
-        if self._deps.cleaner is not None:
-            # Only the speech the VAD hands on is cleaned (docs/audio-frontend.md has the numbers);
-            # spectral gating costs tens of ms per segment, so it runs off the event loop.
-            try:
-                pcm = await asyncio.to_thread(self._deps.cleaner.clean, pcm)
-            except Exception:
-                log.exception("audio cleaner failed on %s; transcribing the raw segment", self.conexao_id)
+        transcriber = self._deps.transcriber
         try:
             transcript = await transcriber.transcribe(pcm, self._deps.language)
         except TranscriptionError as exc:

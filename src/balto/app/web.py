@@ -4,16 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
+import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
 
-from litestar import Litestar, WebSocket, get, websocket
-from litestar.di import Provide
-from litestar.exceptions import WebSocketDisconnect
+import msgspec
+import numpy as np
+from litestar import Litestar, WebSocket, delete, get, post, websocket
+from litestar.connection import ASGIConnection
+from litestar.datastructures import UploadFile
+from litestar.di import NamedDependency, Provide
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, WebSocketDisconnect
+from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.params import Body, FromPath, Parameter, SkipValidation
 
+from balto.adapters.ffmpeg import decode_audio_file
 from balto.app import container as composition
 from balto.app.protocol import (
     ChecklistFrame,
@@ -46,11 +60,18 @@ from balto.app.session import (
     TranscriptEvent,
 )
 from balto.app.settings import Settings
+from balto.app.speakers import Enrollment
 from balto.domain.keys import ApiKey
+from balto.domain.speaker import EnrollmentError, SpeakerProfile
 from balto.ports.audio import DecodeError
-from balto.ports.storage import ApiKeyRepository
+from balto.ports.storage import ApiKeyRepository, SpeakerProfileRepository
 
 log = logging.getLogger(__name__)
+
+# Handler dependencies, provided by name (create_app). Ports are Protocols, which msgspec cannot check.
+Hub = NamedDependency["CounterHub"]
+Profiles = NamedDependency[SkipValidation[SpeakerProfileRepository]]
+Enrolment = NamedDependency[SkipValidation[Enrollment | None]]
 
 
 class _Client:
@@ -232,6 +253,8 @@ def _safe(key: ApiKey) -> str:
 def _emitter(client: _Client) -> Callable[[SessionEvent], Any]:
     async def emit(event: SessionEvent) -> None:
         if isinstance(event, TranscriptEvent):
+            match = event.match
+            prob = None if match is None else match.top_prob
             await client.send(
                 Transcricao(
                     texto=event.text,
@@ -239,6 +262,10 @@ def _emitter(client: _Client) -> Callable[[SessionEvent], Any]:
                     fim=round(event.end_s, 3),
                     interacao_id=event.interaction_uuid,
                     falante=event.speaker,
+                    falante_id=None if match is None else match.top_id,
+                    falante_nome=None if match is None else match.top_name,
+                    falante_papel=None if match is None else match.top_role,
+                    falante_prob=None if prob is None else round(prob, 4),
                 )
             )
         elif isinstance(event, RecommendationEvent):
@@ -263,13 +290,136 @@ def _emitter(client: _Client) -> Callable[[SessionEvent], Any]:
 
 
 @websocket("/ws")
-async def counter_socket(socket: WebSocket, hub: CounterHub) -> None:
+async def counter_socket(socket: WebSocket, hub: Hub) -> None:
     await hub.serve(socket)
 
 
 @get("/health", sync_to_thread=False)
 def health() -> dict[str, str]:
     return {"status": "ok"}
+
+
+# -- admin: voice profiles -------------------------------------------------------------------------
+
+ADMIN_KEY_HEADER = "X-Admin-Key"
+ADMIN_SECURITY: list[dict[str, list[str]]] = [{"adminKey": []}]
+
+
+def admin_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    """401 unless the request carries BALTO_ADMIN_KEY in X-Admin-Key (compared in constant time)."""
+    expected: str = connection.app.state.admin_key
+    given = connection.headers.get(ADMIN_KEY_HEADER, "")
+    if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise NotAuthorizedException(detail=f"missing or wrong admin key (header {ADMIN_KEY_HEADER})")
+
+
+@dataclass
+class EnrollForm:
+    """multipart/form-data: who the voice belongs to, and one or more recordings of it."""
+
+    nome: str
+    papel: str
+    arquivos: list[UploadFile]
+    balcao_id: str | None = None  # omitted: the voice is recognised at every balcão
+    substituir: bool = False  # replace a profile with the same name at the same balcão
+
+
+class Perfil(msgspec.Struct):
+    id: str
+    nome: str
+    papel: str | None
+    balcao_id: str | None
+    amostras: int
+    modelo: str
+    criado_em: str | None
+
+
+class PerfilCadastrado(msgspec.Struct):
+    perfil: Perfil
+    fala_s: float  # seconds of speech found in the recordings
+    avisos: list[str]
+    substituidos: list[str]  # ids of the profiles this one replaced
+
+
+def _perfil(profile: SpeakerProfile) -> Perfil:
+    created = profile.created_at
+    return Perfil(
+        id=str(profile.id),
+        nome=profile.name,
+        papel=profile.role,
+        balcao_id=profile.balcao_id,
+        amostras=profile.samples,
+        modelo=profile.embedder,
+        criado_em=None if created is None else datetime.fromtimestamp(created, UTC).isoformat(timespec="seconds"),
+    )
+
+
+def _decode_upload(name: str, content: bytes) -> np.ndarray:
+    # ffmpeg reads some containers (MP4/M4A) only from a seekable file, so the upload goes to disk.
+    with tempfile.TemporaryDirectory(prefix="balto-enroll-") as folder:
+        path = Path(folder) / (Path(name).name or "audio")
+        path.write_bytes(content)
+        return decode_audio_file(path)
+
+
+@post(
+    "/admin/speakers",
+    guards=[admin_guard],
+    security=ADMIN_SECURITY,
+    tags=["admin"],
+    status_code=201,
+    request_max_body_size=50 * 1024 * 1024,
+    summary="Enroll a voice profile from uploaded recordings",
+    description="Several recordings of the same speaker are averaged into one profile (10-20 s of speech "
+    "recommended). WAV, Ogg/Opus, WebM, MP3, FLAC, M4A: anything ffmpeg reads. 422 when the audio is "
+    "silent or too short, or the name is already enrolled at that balcão without `substituir`; 415 when a "
+    "file is not audio; 503 when speaker identification is off (SPEAKER_ID=off).",
+)
+async def enroll_speaker(
+    data: Annotated[EnrollForm, Body(media_type=RequestEncodingType.MULTI_PART)], enrollment: Enrolment
+) -> PerfilCadastrado:
+    if enrollment is None:
+        raise HTTPException(status_code=503, detail="speaker identification is off (SPEAKER_ID=off)")
+    uploads = data.arquivos if isinstance(data.arquivos, list) else [data.arquivos]
+    recordings = []
+    for index, upload in enumerate(uploads, 1):
+        name = upload.filename or f"arquivo {index}"
+        try:
+            recordings.append((name, await asyncio.to_thread(_decode_upload, name, await upload.read())))
+        except DecodeError as exc:
+            raise HTTPException(status_code=415, detail=exc.message) from None
+    try:
+        result = await enrollment.enroll(data.nome, data.papel, data.balcao_id, recordings, replace=data.substituir)
+    except EnrollmentError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+    return PerfilCadastrado(
+        perfil=_perfil(result.profile),
+        fala_s=round(result.speech_s, 1),
+        avisos=list(result.warnings),
+        substituidos=list(result.replaced),
+    )
+
+
+@get("/admin/speakers", guards=[admin_guard], security=ADMIN_SECURITY, tags=["admin"], summary="List voice profiles")
+async def list_speakers(
+    speaker_profiles: Profiles,
+    balcao_id: Annotated[
+        str | None, Parameter(description="Only the profiles usable at this balcão (its own and the global ones)")
+    ] = None,
+) -> list[Perfil]:
+    return [_perfil(p) for p in await speaker_profiles.list(balcao_id)]
+
+
+@delete(
+    "/admin/speakers/{profile_id:str}",
+    guards=[admin_guard],
+    security=ADMIN_SECURITY,
+    tags=["admin"],
+    summary="Delete a voice profile",
+)
+async def delete_speaker(profile_id: FromPath[str], speaker_profiles: Profiles) -> None:
+    if not await speaker_profiles.delete(profile_id):
+        raise NotFoundException(detail=f"no voice profile with id {profile_id}")
 
 
 def create_app(
@@ -280,7 +430,8 @@ def create_app(
     """The real app. Tests pass a container whose providers they have overridden with fakes."""
     if container is None:
         container = composition.build_container(settings or Settings.from_env())
-    state: dict[str, CounterHub] = {}
+    settings = container.settings()
+    state: dict[str, Any] = {}
 
     async def startup() -> None:
         slow_ms = container.settings().slow_callback_ms
@@ -296,6 +447,9 @@ def create_app(
             api_keys=await composition.resolve(container.api_keys),
             pipeline=await composition.resolve(container.pipeline),
         )
+        state["speaker_profiles"] = await composition.resolve(container.speaker_profiles)
+        # The enrolment shares the identifier's embedder; with identification off, no model is loaded.
+        state["enrollment"] = await composition.resolve(container.enrollment) if settings.speaker.enabled else None
         if on_ready is not None:
             result = on_ready(container)
             if asyncio.iscoroutine(result):
@@ -311,10 +465,42 @@ def create_app(
     def provide_hub() -> CounterHub:
         return state["hub"]
 
-    return Litestar(
-        route_handlers=[counter_socket, health],
+    def provide_enrollment() -> Enrollment | None:
+        return state["enrollment"]
+
+    def provide_speaker_profiles() -> SpeakerProfileRepository:
+        return state["speaker_profiles"]
+
+    handlers: list[Any] = [counter_socket, health]
+    if settings.admin_key:
+        handlers += [enroll_speaker, list_speakers, delete_speaker]
+    else:
+        log.warning("BALTO_ADMIN_KEY is unset: the admin endpoints (/admin/speakers) are disabled")
+    app = Litestar(
+        route_handlers=handlers,
         on_startup=[startup],
         on_shutdown=[shutdown],
-        dependencies={"hub": Provide(provide_hub, sync_to_thread=False)},
+        dependencies={
+            "hub": Provide(provide_hub, sync_to_thread=False),
+            "enrollment": Provide(provide_enrollment, sync_to_thread=False),
+            "speaker_profiles": Provide(provide_speaker_profiles, sync_to_thread=False),
+        },
+        openapi_config=OpenAPIConfig(
+            title="Balto Server",
+            version="0.1.0",
+            description="Counter audio over /ws (docs/protocol.md); operator endpoints under /admin.",
+            components=Components(
+                security_schemes={
+                    "adminKey": SecurityScheme(
+                        type="apiKey",
+                        name=ADMIN_KEY_HEADER,
+                        security_scheme_in="header",
+                        description="The server's BALTO_ADMIN_KEY.",
+                    )
+                }
+            ),
+        ),
         logging_config=None,  # the CLI configures logging (text or JSON lines)
     )
+    app.state.admin_key = settings.admin_key or ""
+    return app

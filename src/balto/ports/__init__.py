@@ -1,7 +1,7 @@
 """Ports: the interfaces the application needs from the outside world, named by role."""
 
 from balto.ports.audio import AudioCleaner, AudioDecoder, DecodeError, SpeechDetector
-from balto.ports.inference import Recommender, SpeakerIdentifier, Transcriber, TranscriptionError
+from balto.ports.inference import Recommender, SpeakerEmbedder, SpeakerIdentifier, Transcriber, TranscriptionError
 from balto.ports.storage import (
     ApiKeyRepository,
     FeedbackRepository,
@@ -19,6 +19,7 @@ __all__ = [
     "FeedbackRepository",
     "InteractionRepository",
     "Recommender",
+    "SpeakerEmbedder",
     "SpeakerIdentifier",
     "SpeakerProfileRepository",
     "SpeechDetector",

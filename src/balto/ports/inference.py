@@ -23,10 +23,30 @@ class Transcriber(Protocol):
     async def transcribe(self, pcm: np.ndarray, language: str | None = None) -> Transcript: ...
 
 
-class SpeakerIdentifier(Protocol):
-    """Spec 2.3: embeds a speech segment and compares it with the enrolled voice profiles."""
+class SpeakerEmbedder(Protocol):
+    """A voice as a vector: speech (16 kHz mono int16) in, a unit-norm float32 embedding of `dim` out.
 
-    async def add_segment(self, pcm: np.ndarray, balcao_id: str) -> SpeakerMatch: ...
+    CPU-bound and synchronous: callers run it off the event loop. Embeddings of different embedders
+    (`name`) are not comparable, so profiles record which one made them.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def embed(self, pcm: np.ndarray) -> np.ndarray: ...
+
+
+class SpeakerIdentifier(Protocol):
+    """Spec 2.3: embeds a speech segment and compares it with the enrolled voice profiles.
+
+    One per connection: it remembers the unknown voices it heard there, to tell them apart. None when
+    the segment is too short (or not a voice) to say who it is.
+    """
+
+    async def add_segment(self, pcm: np.ndarray, balcao_id: str) -> SpeakerMatch | None: ...
 
 
 class Recommender(Protocol):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+import numpy as np
+
 from balto.domain.interaction import Feedback, Interaction
 from balto.domain.keys import ApiKey
 from balto.domain.speaker import SpeakerProfile
@@ -48,10 +50,20 @@ class ApiKeyRepository(Protocol):
 
 
 class SpeakerProfileRepository(Protocol):
-    async def add(self, profile: SpeakerProfile) -> SpeakerProfile: ...
-
-    async def list(self, balcao_id: str | None = None) -> list[SpeakerProfile]:
-        """Profiles usable at this balcão (its own and the global ones); all when balcao_id is None."""
+    async def add(self, profile: SpeakerProfile) -> SpeakerProfile:
+        """Store a new profile; the returned copy has its id and timestamps."""
         ...
 
+    async def get(self, profile_id: str) -> SpeakerProfile | None: ...
+
     async def delete(self, profile_id: str) -> bool: ...
+
+    async def search(self, embedding: np.ndarray, balcao_id: str, embedder: str) -> list[tuple[SpeakerProfile, float]]:
+        """Every profile usable at this balcão made by `embedder`, with its cosine similarity to
+        `embedding`, most similar first."""
+        ...
+
+    async def list(self, balcao_id: str | None = None, embedder: str | None = None) -> list[SpeakerProfile]:
+        """Profiles usable at this balcão (its own and the global ones); all when balcao_id is None.
+        Only those made by `embedder` when it is given. Oldest first."""
+        ...
