@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test install lint wer fixtures clean bench-frontend bench-cleaner bench-vad bench-speakers
+.PHONY: run test install lint wer fixtures clean bench bench-frontend bench-cleaner bench-vad bench-speakers
 
 $(BIN)/balto: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,7 +12,7 @@ $(BIN)/balto: pyproject.toml
 	# The CPU build of torch first (it lies in /opt/wheels here and on CI), so no dependency pulls CUDA.
 	# Elsewhere: make run TORCH_INDEX=https://download.pytorch.org/whl/cpu
 	$(BIN)/pip install --quiet torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	@touch $(BIN)/balto
 
 install: $(BIN)/balto
@@ -37,6 +37,13 @@ wer: install
 fixtures:
 	$(BIN)/python tests/fixtures/make_fixtures.py
 	$(BIN)/python tests/fixtures/make_speaker_fixtures.py
+
+# The server under load: N counters streaming in real time over /ws (docs/performance.md).
+# Latency end-of-speech -> transcript/card, CPU, RSS, live vs offline WER; JSON + PNG in docs/measurements/bench.
+BENCH_COUNTERS ?= 1 8 16 24 32
+BENCH_SECONDS ?= 120
+bench: install
+	$(BIN)/python -m bench.server --counters $(BENCH_COUNTERS) --seconds $(BENCH_SECONDS)
 
 # Speaker identification: accuracy on 6 real voices (../shared/audio) or the fixtures, and the cost.
 bench-speakers: install

@@ -1,11 +1,12 @@
 """Does packing segments into one Whisper window keep the accuracy, and what does it save?
 
-    .venv/bin/python -m bench.packing [--groups 1 2 4 6] [--seeds 1 2] [--snr 20]
+    .venv/bin/python -m bench.packing [--groups 1 2 4 6] [--seeds 1 2] [--snr 20] [--windows 30 20]
 
 Cuts real counter-like conversations with the production VAD, then transcribes the segments with
 the production WhisperTranscriber, `k` at a time (as if k counters finished a sentence at once):
 k = 1 is one window per segment; k > 1 goes through the packing queue. Prints WER against the
-conversations' transcripts and CPU-seconds per segment.
+conversations' transcripts and CPU-seconds per segment. `--windows` also compares encoder windows
+shorter than Whisper's 30 s (STT_WINDOW_S).
 """
 
 from __future__ import annotations
@@ -43,15 +44,18 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--snr", type=float, default=20.0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--windows", type=float, nargs="+", default=[30.0], help="encoder windows to compare, seconds (STT_WINDOW_S)"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     model = load_whisper_model("base", Path.home() / ".cache" / "balto" / "models", "int8", args.threads)
     conversations = [build_conversation(seed=s, snr_db=args.snr) for s in args.seeds]
     cut = [[s.pcm for s in segment(c.pcm)] for c in conversations]
     rows = []
-    for k in args.groups:
+    for window_s, k in [(w, k) for w in args.windows for k in args.groups]:
         executor = ThreadPoolExecutor(1)
-        transcriber = WhisperTranscriber(model, executor, language="pt", pack=k > 1)
+        transcriber = WhisperTranscriber(model, executor, language="pt", pack=k > 1, window_s=window_s)
         errors = words = segments = 0
         started = cpu_s()
         for conversation, pcms in zip(conversations, cut, strict=True):
@@ -61,6 +65,7 @@ def main() -> None:
         spent = cpu_s() - started
         executor.shutdown()
         row = {
+            "window_s": window_s,
             "segments_per_window": k,
             "wer": round(errors / words, 3),
             "cpu_s_per_segment": round(spent / segments, 3),

@@ -14,7 +14,13 @@ sent once the audio in it has been "spoken". It measures:
 - the fraction of utterances transcribed at all, and rows whose transcription failed;
 - server CPU-seconds per audio-second (the server process and its ffmpeg children; PostgreSQL is
   reported apart), and server RSS (with children) at its peak;
-- the largest N whose p95 end-of-speech -> transcript is <= 1.5 s with nothing dropped.
+- the largest N whose p95 end-of-speech -> transcript is <= 1.5 s with nothing dropped;
+- the live word error rate of each level (every counter's transcripts against its script) beside the
+  offline whole-file WER of the same model on the same recordings;
+- the memory of each further idle connection (handshake and WebM header sent, ffmpeg child running);
+- where the time goes: the front-end alone (decode + VAD of one counter's stream, in-process) and the
+  transcription alone (that stream's VAD segments through the production WhisperTranscriber, one
+  window each), both in CPU-seconds per audio-second.
 
 Writes a JSON report, prints a table and draws a PNG (latency percentiles and CPU against N).
 """
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -41,8 +48,9 @@ from typing import Any
 import numpy as np
 import psutil
 
+from balto.evaluation import word_errors
 from bench.audio import RATE, Conversation, build_conversation, real_audio_dir
-from bench.frontend import encode_webm
+from bench.frontend import encode_webm, run_stream
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_P95_S = 1.5
@@ -113,10 +121,14 @@ def analyse(counters: list[Counter]) -> dict[str, Any]:
     transcript_latency: list[float] = []
     card_latency: list[float] = []
     utterances = transcribed = 0
+    wer_errors = wer_words = 0
     for counter in counters:
         if counter.error:
             continue
         events = [(t, m) for t, m in counter.events if m.get("comando") == "transcricao"]
+        heard = " ".join(m["texto"] for _, m in sorted(events, key=lambda e: e[1]["inicio"]))
+        e, w = word_errors(counter.conversation.text, heard)
+        wer_errors, wer_words = wer_errors + e, wer_words + w
         by_uuid = {m["interacao_id"]: m for _, m in events}
         end_of_stream = counter.conversation.duration_s
         covered: set[int] = set()
@@ -162,6 +174,7 @@ def analyse(counters: list[Counter]) -> dict[str, Any]:
         "end_of_speech_to_recomendar_s": stats(card_latency),
         "utterances": utterances,
         "transcribed_fraction": round(transcribed / utterances, 4) if utterances else None,
+        "live_wer": round(wer_errors / wer_words, 4) if wer_words else None,
         "failed_counters": sum(1 for c in counters if c.error),
         "errors": sorted({c.error for c in counters if c.error})[:5],
     }
@@ -223,6 +236,17 @@ class Server:
                 pass
         return cpu, rss
 
+    def pss(self) -> int:
+        """Proportional set size of the server and its children: shared pages (ffmpeg's libraries,
+        the model files) split between the processes that map them instead of counted in each."""
+        assert self.process is not None
+        proc = psutil.Process(self.process.pid)
+        total = 0
+        for p in [proc, *proc.children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                total += p.memory_full_info().pss
+        return total
+
     def postgres_cpu(self) -> float:
         total = 0.0
         for proc in psutil.process_iter(["name", "cmdline"]):
@@ -242,6 +266,104 @@ class Server:
                 self.process.wait(60)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+
+
+async def idle_connection_memory(server: Server, key: str, header: bytes, connections: int = 20) -> dict[str, Any]:
+    """Server memory (ffmpeg children included) grown by `connections` idle counters: each has shaken
+    hands and sent its first WebM piece (so its ffmpeg child runs) and then says nothing. PSS is the
+    figure to read: plain RSS counts each child's shared libraries once per child."""
+    import websockets
+
+    await asyncio.sleep(1.0)
+    before, before_rss = server.pss(), server.usage()[1]
+    sockets = []
+    try:
+        for _ in range(connections):
+            ws = await websockets.connect(server.url, max_size=None, ping_interval=None)
+            await ws.send(json.dumps({"api_key": key}))
+            await ws.recv()
+            await ws.send(header)
+            sockets.append(ws)
+        await asyncio.sleep(3.0)
+        after, after_rss = server.pss(), server.usage()[1]
+        assert server.process is not None
+        children = [p for p in psutil.Process(server.process.pid).children() if "ffmpeg" in p.name()]
+        child_uss = [p.memory_full_info().uss for p in children]
+    finally:
+        for ws in sockets:
+            await ws.close()
+    return {
+        "connections": connections,
+        "pss_mb_per_idle_connection": round((after - before) / connections / 1e6, 2),
+        "rss_mb_per_idle_connection": round((after_rss - before_rss) / connections / 1e6, 2),
+        "ffmpeg_children": len(children),
+        "ffmpeg_uss_mb_per_child": round(float(np.mean(child_uss)) / 1e6, 2) if child_uss else None,
+    }
+
+
+def process_cpu_s() -> float:
+    """CPU seconds of this process (all threads) and of its reaped children."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def frontend_alone(pieces: list[bytes], audio_s: float) -> dict[str, Any]:
+    """Decode + VAD of one counter's stream in this process, as fast as it goes (no Whisper)."""
+    before = process_cpu_s()
+    segments = asyncio.run(run_stream(pieces, "auto", 0.0, None))
+    return {"cpu_s_per_audio_s": round((process_cpu_s() - before) / audio_s, 5), "segments": segments}
+
+
+def transcription_breakdown(conversations: list[Conversation], threads: int) -> dict[str, Any]:
+    """The transcription alone, and the offline floor and accuracy baseline.
+
+    - per segment: the first conversation's VAD segments through the production WhisperTranscriber,
+      one Whisper window each, as one counter alone gets them;
+    - whole file: each conversation transcribed offline as one file with faster-whisper's defaults
+      (language pt): its CPU cost is the floor the live server approaches, and its WER the accuracy
+      the live transcripts must not fall below.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from balto.adapters.faster_whisper import WhisperTranscriber, load_whisper_model
+    from bench.cleaner import segment
+
+    model = load_whisper_model("base", Path.home() / ".cache" / "balto" / "models", "int8", threads)
+    first = conversations[0]
+    segments = segment(first.pcm)
+    executor = ThreadPoolExecutor(1)
+    transcriber = WhisperTranscriber(model, executor, language="pt", pack=False)
+
+    async def each() -> None:
+        for seg in segments:
+            await transcriber.transcribe(seg.pcm, "pt")
+
+    before = process_cpu_s()
+    asyncio.run(each())
+    per_segment = process_cpu_s() - before
+    executor.shutdown()
+
+    errors = words = 0
+    audio_s = 0.0
+    before = process_cpu_s()
+    for conversation in conversations:
+        decoded, _ = model.transcribe(conversation.pcm.astype(np.float32) / 32768.0, language="pt")
+        text = " ".join(s.text for s in decoded)
+        e, w = word_errors(conversation.text, text)
+        errors, words, audio_s = errors + e, words + w, audio_s + conversation.duration_s
+    whole = process_cpu_s() - before
+    return {
+        "per_segment": {
+            "segments": len(segments),
+            "cpu_s_per_audio_s": round(per_segment / first.duration_s, 4),
+            "cpu_s_per_segment": round(per_segment / max(1, len(segments)), 3),
+        },
+        "offline_whole_file": {
+            "recordings": len(conversations),
+            "cpu_s_per_audio_s": round(whole / audio_s, 4),
+            "wer": round(errors / words, 4) if words else None,
+        },
+    }
 
 
 SLOW_CALLBACK = re.compile(r"Executing (.+?) took (\d+\.\d+) seconds")
@@ -281,6 +403,14 @@ async def run_level(server: Server, counters: list[Counter]) -> dict[str, Any]:
     cpu_after, _ = server.usage()
     audio_s = sum(c.conversation.duration_s for c in counters if not c.error)
     result = analyse(counters)
+    first = counters[0]
+    result["first_counter"] = {  # what one counter heard, for auditing the figures by hand
+        "script": [
+            [round(a, 2), round(b, 2), text]
+            for (a, b), text in zip(first.conversation.spans, first.conversation.transcripts, strict=True)
+        ],
+        "frames": [[round(t - first.started_at, 3), m] for t, m in first.events],
+    }
     result.update(
         {
             "counters": len(counters),
@@ -343,10 +473,29 @@ def main() -> None:
         metavar="MS",
         help="run the server in asyncio debug mode and report callbacks holding the loop longer than MS",
     )
+    parser.add_argument(
+        "--no-breakdown",
+        action="store_true",
+        help="skip the front-end-alone, transcription-alone and offline whole-file measurements",
+    )
+    parser.add_argument(
+        "--wer-recordings", type=int, default=8, help="recordings transcribed offline for the baseline WER"
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
-    from tests.support.openai_server import OpenAIServer, Reply
+    from tests.support.openai_server import OpenAIServer, OpenAIStub, Reply
+
+    class Loopback(OpenAIStub):
+        """Answers at once, with a new suggestion each time (the server never shows a suggestion twice
+        in a conversation, so a constant reply would be filtered out after the first card)."""
+
+        def next_reply(self) -> Reply:
+            with self._lock:
+                self.requests.clear()  # the stub keeps requests for tests; a long run must not grow
+                self.headers.clear()
+                self.served = getattr(self, "served", 0) + 1
+                return Reply.suggestions(f"Sugestão número {self.served}")
 
     source = args.source
     if source == "auto":
@@ -357,19 +506,24 @@ def main() -> None:
     for i in range(max(args.counters)):
         conversation = build_conversation(seed=1000 + i, duration_s=args.seconds, source=source, pauses=(0.5, 8.0))
         recordings.append((conversation, *make_pieces(conversation, args.format)))
+    front_end = None
+    if not args.no_breakdown:
+        front_end = frontend_alone(recordings[0][1], recordings[0][0].duration_s)
+        print(f"front-end alone (decode + VAD, {args.format}): {front_end}", flush=True)
 
-    with tempfile.TemporaryDirectory(prefix="balto-bench-") as tmp, OpenAIServer() as llm:
-        llm.stub.reset(Reply.suggestions("Ofereça ajuda"))
+    with tempfile.TemporaryDirectory(prefix="balto-bench-") as tmp, OpenAIServer(Loopback()) as llm:
         env = {"LLM_PROVIDER": "openai_compatible", "LLM_BASE_URL": llm.base_url, "LLM_API_KEY": "bench"}
         env.update(dict(item.split("=", 1) for item in args.env))
         if args.check_loop:
             env["ASYNCIO_SLOW_CALLBACK_MS"] = str(args.check_loop)
         server = Server(Path(tmp), env)
         server.run_cli("migrate")
-        keys = [server.run_cli("keys", "create", "--balcao", f"bench-{i:03d}") for i in range(max(args.counters))]
+        keys = [server.run_cli("keys", "create", "--balcao", f"bench-{i:03d}") for i in range(max(most, 20))]
         server.start()
         time.sleep(2.0)
         _, idle_rss = server.usage()
+        idle = asyncio.run(idle_connection_memory(server, keys[0], recordings[0][1][0]))
+        print(f"server RSS idle {idle_rss / 1e6:.0f} MB; each further idle connection: {idle}", flush=True)
         levels = []
         try:
             for n in args.counters:
@@ -380,7 +534,8 @@ def main() -> None:
                 print(
                     f"N={n:>3}  transcript p50 {t['p50']} p95 {t['p95']} max {t['max']}  "
                     f"transcribed {level['transcribed_fraction']}  CPU-s/audio-s {level['server_cpu_s_per_audio_s']}  "
-                    f"RSS {level['server_peak_rss_mb']} MB  failed {level['failed_counters']}",
+                    f"RSS {level['server_peak_rss_mb']} MB  live WER {level['live_wer']}  "
+                    f"failed {level['failed_counters']}",
                     flush=True,
                 )
                 ok = t["p95"] is not None and t["p95"] <= TARGET_P95_S and level["transcribed_fraction"] == 1.0
@@ -388,6 +543,12 @@ def main() -> None:
                     break
         finally:
             server.stop()
+
+    breakdown = None
+    if not args.no_breakdown:
+        print("transcription alone and the offline whole-file baseline...", flush=True)
+        wer_set = [recordings[i][0] for i in range(min(args.wer_recordings, most))]
+        breakdown = transcription_breakdown(wer_set, os.cpu_count() or 1)
 
     passing = [
         lv["counters"]
@@ -404,6 +565,9 @@ def main() -> None:
         "source": source,
         "seconds_per_counter": args.seconds,
         "server_idle_rss_mb": round(idle_rss / 1e6, 1),
+        "idle_connection": idle,
+        "front_end_alone": front_end,
+        "transcription_alone": breakdown,
         "levels": levels,
         "largest_n_within_target": max(passing) if passing else None,
     }
@@ -411,13 +575,22 @@ def main() -> None:
     (args.out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     plot(levels, args.out / f"{stem}.png")
     print()
-    header = ("N", "p50", "p95", "max", "card p95", "transcribed", "CPU-s/audio-s", "RSS MB")
-    print("{:>4} {:>6} {:>6} {:>6} {:>9} {:>12} {:>14} {:>8}".format(*header))
+    header = ("N", "p50", "p95", "max", "card p95", "transcribed", "CPU-s/audio-s", "RSS MB", "live WER")
+    print("{:>4} {:>6} {:>6} {:>6} {:>9} {:>12} {:>14} {:>8} {:>9}".format(*header))
     for lv in levels:
         t, c = lv["end_of_speech_to_transcript_s"], lv["end_of_speech_to_recomendar_s"]
         print(
             f"{lv['counters']:>4} {t['p50']!s:>6} {t['p95']!s:>6} {t['max']!s:>6} {c['p95']!s:>9} "
-            f"{lv['transcribed_fraction']!s:>12} {lv['server_cpu_s_per_audio_s']!s:>14} {lv['server_peak_rss_mb']:>8}"
+            f"{lv['transcribed_fraction']!s:>12} {lv['server_cpu_s_per_audio_s']!s:>14} "
+            f"{lv['server_peak_rss_mb']:>8} {lv['live_wer']!s:>9}"
+        )
+    if breakdown:
+        offline = breakdown["offline_whole_file"]
+        print(
+            f"offline whole-file: WER {offline['wer']} over {offline['recordings']} recordings, "
+            f"{offline['cpu_s_per_audio_s']} CPU-s/audio-s; per-segment transcription alone: "
+            f"{breakdown['per_segment']['cpu_s_per_audio_s']} CPU-s/audio-s; front-end alone: "
+            f"{front_end['cpu_s_per_audio_s'] if front_end else None} CPU-s/audio-s"
         )
     print(f"largest N with p95 <= {TARGET_P95_S} s and nothing dropped: {report['largest_n_within_target']}")
     print(f"report: {args.out / (stem + '.json')}  plot: {args.out / (stem + '.png')}")
