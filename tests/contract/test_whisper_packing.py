@@ -1,5 +1,6 @@
 """Local Whisper with packing on: segments that wait at once share one window, and each gets its own
-words back, as close to what was said as when transcribed alone."""
+words back, as close to what was said as when transcribed alone. And with an encoder window shorter
+than Whisper's 30 s (STT_WINDOW_S): the same words, for less encoder work."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from balto.adapters import faster_whisper
 from balto.adapters.faster_whisper import WhisperTranscriber
 from balto.evaluation import wer
 from tests.support.audio import FIXTURES, fixture_manifest, read_wav, silence
@@ -59,3 +61,47 @@ async def test_a_caller_that_gives_up_does_not_stop_the_others(packing):
     waiting.cancel()
     result = await kept
     assert wer(said_first, result.text) <= 0.5
+
+
+def test_a_short_window_pads_only_the_decodes_that_asked_for_it():
+    features = np.ones((80, 420), dtype=np.float32)
+    assert faster_whisper._pad_or_trim_to_window(features).shape == (80, 3000)  # no window asked: Whisper's
+    faster_whisper._window.frames = 2000
+    try:
+        assert faster_whisper._pad_or_trim_to_window(features).shape == (80, 2000)
+        long = np.ones((80, 2600), dtype=np.float32)
+        assert faster_whisper._pad_or_trim_to_window(long).shape == (80, 2600)  # never cuts audio
+        assert faster_whisper._pad_or_trim_to_window(np.ones((80, 3400))).shape == (80, 3000)
+    finally:
+        faster_whisper._window.frames = None
+
+
+@pytest.mark.parametrize("pack", [False, True])
+async def test_a_short_encoder_window_hears_the_same_words(whisper_model, pack, monkeypatch):
+    """A segment transcribed alone (packing off, or on with nobody else waiting) gets the short window."""
+    import faster_whisper.transcribe as fw
+
+    executor = ThreadPoolExecutor(1)
+    short = WhisperTranscriber(whisper_model, executor, language="pt", pack=pack, window_s=20.0)
+    hook, encoded = fw.pad_or_trim, []
+
+    def spy(array, length=3000, *, axis=-1):
+        padded = hook(array, length, axis=axis)
+        encoded.append(padded.shape[axis])
+        return padded
+
+    monkeypatch.setattr(fw, "pad_or_trim", spy)
+    try:
+        results = [await short.transcribe(utterance(i)[0], "pt") for i in (0, 1)]
+        left = executor.submit(lambda: getattr(faster_whisper._window, "frames", None)).result()
+    finally:
+        executor.shutdown()
+    for (_, said), result in zip((utterance(0), utterance(1)), results, strict=True):
+        assert wer(said, result.text) <= 0.5, result.text
+    assert left is None  # the worker thread is left as found, for whoever decodes on it next
+    assert encoded and set(encoded) == {2000}  # the encoder saw 20 s, not 30
+
+
+def test_the_window_must_be_one_whisper_can_use(whisper_model):
+    with pytest.raises(ValueError, match="5-30 s"):
+        WhisperTranscriber(whisper_model, ThreadPoolExecutor(1), window_s=45.0)

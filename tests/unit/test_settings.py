@@ -116,6 +116,9 @@ def test_speechbrain_gets_its_own_calibration_defaults():
         {"LLM_FALLBACK_PROVIDER": "openai_compatible", "XAI_API_KEY": "x"},
         {"LLM_FALLBACK_PROVIDER": "gemini", "XAI_API_KEY": "x"},
         {"LLM_SYSTEM_PROMPT_FILE": "/nao/existe.txt"},
+        {"STT_WINDOW_S": "4"},
+        {"STT_WINDOW_S": "31"},
+        {"STT_WINDOW_S": "vinte"},
     ],
 )
 def test_bad_new_settings_fail_at_start_up_naming_the_variable(env):

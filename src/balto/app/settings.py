@@ -179,6 +179,7 @@ class Settings:
     stt_workers: int = 1
     stt_beam_size: int = 1
     stt_pack: bool = True  # pack segments that wait at once into one Whisper window
+    stt_window_s: float = 20.0  # encoder window of a segment decoded alone (docs/performance.md)
     slow_callback_ms: float = 0.0  # > 0: asyncio debug mode, logging every callback slower than this
     stt: SttSettings = field(default_factory=SttSettings)
     llm: LlmSettings = field(default_factory=LlmSettings)
@@ -239,6 +240,7 @@ class Settings:
             stt_workers=_int(env, "STT_WORKERS", 1, 1),
             stt_beam_size=_int(env, "STT_BEAM_SIZE", 1, 1),
             stt_pack=_bool(env, "STT_PACK", True),
+            stt_window_s=_window_s(env),
             slow_callback_ms=_float(env, "ASYNCIO_SLOW_CALLBACK_MS", 0.0),
             stt=stt_settings_from_env(env),
             llm=llm_settings_from_env(env),
@@ -251,6 +253,13 @@ class Settings:
             log_level=(_get(env, "LOG_LEVEL") or "INFO").upper(),
             log_format=_get(env, "LOG_FORMAT") or "text",
         )
+
+
+def _window_s(env: Mapping[str, str]) -> float:
+    value = _float(env, "STT_WINDOW_S", 20.0)
+    if not 5.0 <= value <= 30.0:
+        raise SettingsError(f"STT_WINDOW_S must be between 5 and 30 seconds (Whisper's window), got {value}")
+    return value
 
 
 def database_url_from_env(env: Mapping[str, str]) -> str | None:
