@@ -95,15 +95,17 @@ def build_conversation(
     noise: str | None = "blanket_coffee-shop.wav",
     snr_db: float | None = 20.0,
     pauses: tuple[float, float] = (1.0, 3.0),
+    shuffle: bool = False,
 ) -> Conversation:
-    """Utterances in order (repeated, shuffled after the first round, until `duration_s`), with
+    """Utterances in order (or shuffled, with `shuffle`; repeated, shuffled after the first round,
+    until `duration_s`), with
     random pauses and background noise: the shared recording `noise` when present, else pink noise."""
     rng = np.random.default_rng(seed)
     pool = utterances(source)
     pieces = [silence(1.0)]
     transcripts, spans = [], []
     cursor = pieces[0].size
-    order = list(range(len(pool)))
+    order = list(rng.permutation(len(pool))) if shuffle else list(range(len(pool)))
     while True:
         for index in order:
             speech, text = pool[index]

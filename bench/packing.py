@@ -56,12 +56,13 @@ def main() -> None:
     for window_s, k in [(w, k) for w in args.windows for k in args.groups]:
         executor = ThreadPoolExecutor(1)
         transcriber = WhisperTranscriber(model, executor, language="pt", pack=k > 1, window_s=window_s)
-        errors = words = segments = 0
+        errors = words = segments = empty = 0
         started = cpu_s()
         for conversation, pcms in zip(conversations, cut, strict=True):
             texts = asyncio.run(transcribe_all(transcriber, pcms, k))
             e, w = word_errors(conversation.text, " ".join(texts))
             errors, words, segments = errors + e, words + w, segments + len(pcms)
+            empty += sum(1 for t in texts if not t.strip())
         spent = cpu_s() - started
         executor.shutdown()
         row = {
@@ -71,6 +72,7 @@ def main() -> None:
             "cpu_s_per_segment": round(spent / segments, 3),
             "windows": transcriber.windows if k > 1 else segments,
             "segments": segments,
+            "empty": empty,  # segments that came back with no words (speech lost, or noise rightly dropped)
         }
         rows.append(row)
         print(json.dumps(row), flush=True)

@@ -473,6 +473,7 @@ def main() -> None:
         metavar="MS",
         help="run the server in asyncio debug mode and report callbacks holding the loop longer than MS",
     )
+    parser.add_argument("--keep", type=Path, help="keep the server's data dir (database, log) here")
     parser.add_argument(
         "--no-breakdown",
         action="store_true",
@@ -504,14 +505,22 @@ def main() -> None:
     print(f"generating audio for up to {most} counters ({source}, {args.seconds:.0f} s each)...", flush=True)
     recordings = []
     for i in range(max(args.counters)):
-        conversation = build_conversation(seed=1000 + i, duration_s=args.seconds, source=source, pauses=(0.5, 8.0))
+        # Each counter's own order: counters do not all say the same sentence at the same time.
+        conversation = build_conversation(
+            seed=1000 + i, duration_s=args.seconds, source=source, pauses=(0.5, 8.0), shuffle=True
+        )
         recordings.append((conversation, *make_pieces(conversation, args.format)))
     front_end = None
     if not args.no_breakdown:
         front_end = frontend_alone(recordings[0][1], recordings[0][0].duration_s)
         print(f"front-end alone (decode + VAD, {args.format}): {front_end}", flush=True)
 
-    with tempfile.TemporaryDirectory(prefix="balto-bench-") as tmp, OpenAIServer(Loopback()) as llm:
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    data_dir = (
+        contextlib.nullcontext(str(args.keep)) if args.keep else tempfile.TemporaryDirectory(prefix="balto-bench-")
+    )
+    with data_dir as tmp, OpenAIServer(Loopback()) as llm:
         env = {"LLM_PROVIDER": "openai_compatible", "LLM_BASE_URL": llm.base_url, "LLM_API_KEY": "bench"}
         env.update(dict(item.split("=", 1) for item in args.env))
         if args.check_loop:

@@ -105,3 +105,19 @@ async def test_a_short_encoder_window_hears_the_same_words(whisper_model, pack, 
 def test_the_window_must_be_one_whisper_can_use(whisper_model):
     with pytest.raises(ValueError, match="5-30 s"):
         WhisperTranscriber(whisper_model, ThreadPoolExecutor(1), window_s=45.0)
+
+
+async def test_a_packed_segment_left_without_words_is_heard_again_alone(packing, monkeypatch):
+    """Whisper may skip a sentence inside a packed window; that segment is decoded again alone."""
+    real_split = faster_whisper.split_packed_words
+
+    def lose_the_second(words, spans):
+        own = real_split(words, spans)
+        return [own[0], [], *own[2:]]
+
+    monkeypatch.setattr(faster_whisper, "split_packed_words", lose_the_second)
+    (first, said_first), (second, said_second) = utterance(0), utterance(1)
+    results = await asyncio.gather(packing.transcribe(first, "pt"), packing.transcribe(second, "pt"))
+    assert packing.windows == 1 and packing.packed_segments == 2 and packing.redecoded == 1
+    assert wer(said_first, results[0].text) <= 0.5, results[0].text
+    assert wer(said_second, results[1].text) <= 0.5, results[1].text

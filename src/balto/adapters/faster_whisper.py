@@ -187,6 +187,7 @@ class WhisperTranscriber(Transcriber):
         self._dispatchers: list[asyncio.Task[None]] = []
         self.windows = 0  # transcription windows run, for metrics and the benchmark
         self.packed_segments = 0
+        self.redecoded = 0  # packed segments that came back empty and were decoded again alone
 
     @property
     def name(self) -> str:
@@ -325,6 +326,13 @@ class WhisperTranscriber(Transcriber):
                 compression_ratio=compression_ratio(text) if text else None,
             )
             kept, confidence = self._keep_real_speech([signals] if text else [], AudioEvidence.of(request.pcm))
+            if not kept:
+                # Whisper skips speech inside a packed window now and then (a sentence like the one
+                # before it, most of all): a segment left with no words is heard again alone, so
+                # packing never loses what a lone decode would have heard. Noise pays a second decode.
+                segments, _, evidence = self._decode(request.pcm, request.language)
+                kept, confidence = self._keep_real_speech(segments, evidence)
+                self.redecoded += 1
             results.append((kept, info.language, confidence))
         return results
 

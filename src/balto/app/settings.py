@@ -178,7 +178,7 @@ class Settings:
     stt_cpu_threads: int = 0  # 0: every core
     stt_workers: int = 1
     stt_beam_size: int = 1
-    stt_pack: bool = True  # pack segments that wait at once into one Whisper window
+    stt_pack: bool = False  # pack segments that wait at once into one Whisper window (opt-in)
     stt_window_s: float = 20.0  # encoder window of a segment decoded alone (docs/performance.md)
     slow_callback_ms: float = 0.0  # > 0: asyncio debug mode, logging every callback slower than this
     stt: SttSettings = field(default_factory=SttSettings)
@@ -239,7 +239,7 @@ class Settings:
             stt_cpu_threads=_int(env, "STT_CPU_THREADS", 0, 0),
             stt_workers=_int(env, "STT_WORKERS", 1, 1),
             stt_beam_size=_int(env, "STT_BEAM_SIZE", 1, 1),
-            stt_pack=_bool(env, "STT_PACK", True),
+            stt_pack=_bool(env, "STT_PACK", False),
             stt_window_s=_window_s(env),
             slow_callback_ms=_float(env, "ASYNCIO_SLOW_CALLBACK_MS", 0.0),
             stt=stt_settings_from_env(env),
