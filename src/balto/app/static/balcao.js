@@ -99,6 +99,7 @@
     ctx.createMediaStreamSource(stream).connect(analyser);
     const samples = new Float32Array(analyser.fftSize);
     const bar = $("nivel");
+    let peak = 0;
     const draw = () => {
       analyser.getFloatTimeDomainData(samples);
       let sum = 0;
@@ -106,6 +107,8 @@
       const db = 20 * Math.log10(Math.sqrt(sum / samples.length) + 1e-9);
       const pct = Math.max(0, Math.min(100, ((db + 60) / 60) * 100)); // -60 dBFS .. 0 dBFS
       bar.style.width = pct.toFixed(1) + "%";
+      peak = Math.max(peak, pct);
+      bar.parentElement.dataset.pico = Math.round(peak); // the loudest level since the start
       bar.className = pct > 90 ? "alto" : pct > 25 ? "fala" : "";
       state.meter = requestAnimationFrame(draw);
     };
@@ -317,6 +320,7 @@
     if (role === "cliente") return ["Cliente", "cliente"];
     if (role) return [role.charAt(0).toUpperCase() + role.slice(1), "outro"];
     if (message.falante) return [message.falante, "outro"];
+    if (message.falante_nome) return [message.falante_nome, "desconhecido"]; // an unenrolled voice: voz_1, ...
     return ["Não identificado", "desconhecido"];
   }
 

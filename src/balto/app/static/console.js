@@ -233,7 +233,7 @@
         continue;
       }
       const width = 320, height = 190, left = 34, bottom = 34, top = 18;
-      const plotW = width - left - 8, plotH = height - top - bottom;
+      const plotW = width - left - 26, plotH = height - top - bottom;
       const max = Math.max(...h.contagens);
       const barW = plotW / h.contagens.length;
       const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": h.rotulo, class: "histograma", "data-etapa": h.etapa });
@@ -244,7 +244,7 @@
         chart.appendChild(rect);
         if (count) chart.appendChild(svg("text", { x: left + (i + 0.5) * barW, y: top + plotH - bh - 3, "text-anchor": "middle", class: "nota" }, String(count)));
       });
-      chart.appendChild(svg("line", { x1: left, x2: width - 8, y1: top + plotH, y2: top + plotH, class: "eixo" }));
+      chart.appendChild(svg("line", { x1: left, x2: left + plotW, y1: top + plotH, y2: top + plotH, class: "eixo" }));
       const ticks = [0, Math.floor(h.contagens.length / 2), h.contagens.length];
       for (const i of ticks) {
         chart.appendChild(svg("text", { x: left + i * barW, y: top + plotH + 14, "text-anchor": "middle", class: "nota" }, ms(h.limites_ms[i])));
@@ -263,7 +263,7 @@
     if (r.falante_papel === "atendente") return "Atendente";
     if (r.falante_papel === "cliente") return "Cliente";
     if (r.falante_papel) return r.falante_papel;
-    return "—";
+    return r.falante_nome || "—"; // a voice nobody enrolled: the connection's label (voz_1, ...)
   }
 
   function showInteractions(rows) {
