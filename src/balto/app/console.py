@@ -252,5 +252,6 @@ def pages() -> list[Any]:
 
 
 def api() -> list[Any]:
-    """Behind the admin key, like /admin: registered only when BALTO_ADMIN_KEY is set."""
+    """Behind the admin key, like /admin: registered only when BALTO_ADMIN_KEY is set (web.create_app logs
+    when it is not; the console page then says the console is off)."""
     return [connected_counters, recent_interactions, stage_latencies]

@@ -477,7 +477,7 @@ def create_app(
     if settings.admin_key:
         handlers += [enroll_speaker, list_speakers, delete_speaker, *console.api()]
     else:
-        log.warning("BALTO_ADMIN_KEY is unset: the admin endpoints (/admin/speakers, /console/api) are disabled")
+        log.warning("BALTO_ADMIN_KEY is unset: the admin endpoints (/admin/speakers) are disabled")
     app = Litestar(
         route_handlers=handlers,
         on_startup=[startup],
