@@ -228,3 +228,18 @@ async def test_counter_page_reconnects_with_back_off_and_says_so(browser, server
         await page.wait_for_selector('#estado[data-estado="desconectado"]', timeout=30_000)
     finally:
         await page.close()
+
+
+async def test_counter_page_does_not_retry_a_refused_key(browser, server):
+    page = await browser.new_page()
+    try:
+        await page.goto(f"{server.http}/balcao")
+        await page.fill("#api-key", "bk_nao_existe")
+        await page.click("#iniciar")
+        await page.wait_for_selector('#estado[data-estado="erro"]', timeout=10_000)
+        await wait_for_text(page.locator("#aviso"), r"api_key_invalida", 5)
+        await page.wait_for_timeout(1500)  # longer than the first back-off: no new attempt
+        assert await page.get_attribute("#estado", "data-estado") == "erro"
+        assert await page.is_enabled("#iniciar") and not await page.is_enabled("#parar")
+    finally:
+        await page.close()
