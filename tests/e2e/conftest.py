@@ -3,6 +3,7 @@ the packaged Whisper model and the OpenAI-compatible stub as its LLM."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from balto.adapters.postgres import create_engine
+from tests.support.audio import FIXTURES
 
 
 def free_port() -> int:
@@ -100,3 +102,31 @@ def fresh_key(server) -> str:
     created = balto("keys", "create", "--balcao", f"B-E2E-{uuid.uuid4().hex[:6]}", env=server.env)
     assert created.returncode == 0, created.stderr
     return created.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="session")
+async def browser(tmp_path_factory):
+    """Headless Debian Chromium whose fake microphone plays balcao_pt.wav (in a loop), driven by
+    Playwright; installed on first use, or the browser tests skip with the reason."""
+    from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, ensure_chromium
+
+    reason = await asyncio.to_thread(ensure_chromium)  # apt-get may take minutes
+    if reason is not None:
+        pytest.skip(f"no Chromium for the browser tests: {reason}")
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        pytest.skip("no Playwright for the browser tests: pip install -e '.[dev]'")
+    async with async_playwright() as playwright:
+        context = await playwright.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")),  # a fresh --user-data-dir
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={FIXTURES / 'balcao_pt.wav'}"],
+            viewport={"width": 1280, "height": 900},
+            locale="pt-BR",
+        )
+        try:
+            yield context
+        finally:
+            await context.close()

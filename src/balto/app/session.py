@@ -130,6 +130,7 @@ class CounterSession:
         self.policy = policy
         self._emit_to_client = emit
         self.want_transcripts = want_transcripts
+        self.connected_at = deps.clock.now()  # for the console's list of connected counters
         self._decoder = deps.new_decoder(audio_format)
         self._detector = deps.new_detector()
         self._segmenter = Segmenter(policy=policy, config=deps.segmenter_config)

@@ -471,9 +471,11 @@ def create_app(
     def provide_speaker_profiles() -> SpeakerProfileRepository:
         return state["speaker_profiles"]
 
-    handlers: list[Any] = [counter_socket, health]
+    from balto.app import console  # it reuses this module's admin guard, so it is imported here
+
+    handlers: list[Any] = [counter_socket, health, *console.pages()]
     if settings.admin_key:
-        handlers += [enroll_speaker, list_speakers, delete_speaker]
+        handlers += [enroll_speaker, list_speakers, delete_speaker, *console.api()]
     else:
         log.warning("BALTO_ADMIN_KEY is unset: the admin endpoints (/admin/speakers) are disabled")
     app = Litestar(
