@@ -171,7 +171,7 @@ class WhisperTranscriber(Transcriber):
             raise ValueError(f"the encoder window must be 5-30 s, got {window_s}")
         self._model = model
         # Below 30 s the encoder of a segment transcribed alone sees only max(window, segment) of
-        # audio: half the CPU at 20 s, for the same words (docs/performance.md measures it).
+        # audio: 0.48 instead of 1.25 CPU-s per segment at 15 s, same words (docs/performance.md).
         self._window_frames = None if window_s >= WHISPER_WINDOW_S else int(window_s * 100)
         if self._window_frames is not None:
             _install_window_hook()

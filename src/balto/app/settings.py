@@ -179,7 +179,7 @@ class Settings:
     stt_workers: int = 1
     stt_beam_size: int = 1
     stt_pack: bool = False  # pack segments that wait at once into one Whisper window (opt-in)
-    stt_window_s: float = 20.0  # encoder window of a segment decoded alone (docs/performance.md)
+    stt_window_s: float = 15.0  # encoder window of a segment decoded alone (docs/performance.md)
     slow_callback_ms: float = 0.0  # > 0: asyncio debug mode, logging every callback slower than this
     stt: SttSettings = field(default_factory=SttSettings)
     llm: LlmSettings = field(default_factory=LlmSettings)
@@ -256,7 +256,7 @@ class Settings:
 
 
 def _window_s(env: Mapping[str, str]) -> float:
-    value = _float(env, "STT_WINDOW_S", 20.0)
+    value = _float(env, "STT_WINDOW_S", 15.0)
     if not 5.0 <= value <= 30.0:
         raise SettingsError(f"STT_WINDOW_S must be between 5 and 30 seconds (Whisper's window), got {value}")
     return value
