@@ -268,11 +268,19 @@ class CounterSession:
         interaction.ts_trans_req = clock.now()
         # The cleaner serves speaker identification (embeddings of noisy speech drift away from the
         # enrolled profiles) and, with AUDIO_CLEANER=on, transcription too (docs/audio-frontend.md).
-        wants_clean = self._speakers is not None or self._deps.clean_for_transcription
-        cleaned = await self._clean(segment.pcm) if wants_clean else segment.pcm
-        # Who is speaking is worked out beside the transcription, on its own executor.
-        identifying = asyncio.create_task(self._identify(cleaned)) if self._speakers is not None else None
-        await self._transcribe(cleaned if self._deps.clean_for_transcription else segment.pcm, interaction)
+        # Who is speaking is worked out beside the transcription, on its own executor; when only the
+        # speaker model wants the cleaned audio, the cleaning runs beside the transcription too,
+        # instead of delaying it.
+        identifying: asyncio.Task[SpeakerMatch | None] | None = None
+        if self._deps.clean_for_transcription:
+            cleaned = await self._clean(segment.pcm)
+            if self._speakers is not None:
+                identifying = asyncio.create_task(self._identify(cleaned))
+            await self._transcribe(cleaned, interaction)
+        else:
+            if self._speakers is not None:
+                identifying = asyncio.create_task(self._clean_and_identify(segment.pcm))
+            await self._transcribe(segment.pcm, interaction)
         interaction.ts_trans_resp = clock.now()
         interaction.speaker = await identifying if identifying is not None else None
         speaker_label = _role_label(interaction.speaker.top_role) if interaction.speaker is not None else None
@@ -318,6 +326,9 @@ class CounterSession:
                     interaction.buffer_acao += ";ia_ocupada"
                 interaction.transcricao_completa = self._buffer.pending_text
             await self._store(interaction)
+
+    async def _clean_and_identify(self, pcm: np.ndarray) -> SpeakerMatch | None:
+        return await self._identify(await self._clean(pcm))
 
     async def _clean(self, pcm: np.ndarray) -> np.ndarray:
         if self._deps.cleaner is None:
