@@ -18,6 +18,7 @@ sent once the audio in it has been "spoken". It measures:
 - the live word error rate of each level (every counter's transcripts against its script) beside the
   offline whole-file WER of the same model on the same recordings;
 - the memory of each further idle connection (handshake and WebM header sent, ffmpeg child running);
+- the server's own stage breakdown from the rows' ts_* stamps (queue, transcription, frames);
 - where the time goes: the front-end alone (decode + VAD of one counter's stream, in-process) and the
   transcription alone (that stream's VAD segments through the production WhisperTranscriber, one
   window each), both in CPU-seconds per audio-second.
@@ -366,6 +367,27 @@ def transcription_breakdown(conversations: list[Conversation], threads: int) -> 
     }
 
 
+ADMIN_KEY = "bench-admin"
+
+
+def server_stages(server: Server, rows: int) -> dict[str, Any]:
+    """The server's own view of the newest `rows` cycles, from their ts_* stamps (the console's
+    /console/api/latencias): p50/p90 of each stage, in ms."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server.port}/console/api/latencias?limite={max(1, min(rows, 500))}",
+        headers={"X-Admin-Key": ADMIN_KEY},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            report = json.load(response)
+    except OSError as exc:
+        return {"error": str(exc)}
+    return {
+        s["etapa"]: {"p50_ms": s["p50_ms"], "p90_ms": s["p90_ms"], "n": s["n"]}
+        for s in [*report["etapas"], *report["ponta_a_ponta"], report["fala"]]
+    }
+
+
 SLOW_CALLBACK = re.compile(r"Executing (.+?) took (\d+\.\d+) seconds")
 
 
@@ -403,6 +425,7 @@ async def run_level(server: Server, counters: list[Counter]) -> dict[str, Any]:
     cpu_after, _ = server.usage()
     audio_s = sum(c.conversation.duration_s for c in counters if not c.error)
     result = analyse(counters)
+    result["server_stages_ms"] = server_stages(server, sum(len(c.conversation.spans) for c in counters) * 2)
     first = counters[0]
     result["first_counter"] = {  # what one counter heard, for auditing the figures by hand
         "script": [
@@ -521,7 +544,12 @@ def main() -> None:
         contextlib.nullcontext(str(args.keep)) if args.keep else tempfile.TemporaryDirectory(prefix="balto-bench-")
     )
     with data_dir as tmp, OpenAIServer(Loopback()) as llm:
-        env = {"LLM_PROVIDER": "openai_compatible", "LLM_BASE_URL": llm.base_url, "LLM_API_KEY": "bench"}
+        env = {
+            "LLM_PROVIDER": "openai_compatible",
+            "LLM_BASE_URL": llm.base_url,
+            "LLM_API_KEY": "bench",
+            "BALTO_ADMIN_KEY": ADMIN_KEY,
+        }
         env.update(dict(item.split("=", 1) for item in args.env))
         if args.check_loop:
             env["ASYNCIO_SLOW_CALLBACK_MS"] = str(args.check_loop)
