@@ -76,9 +76,11 @@ class DurableInteractions(InteractionRepository):
         writer, self._writer = self._writer, None
         if writer is None:
             return
-        await self._queue.put(_CLOSE)
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + deadline_s
         try:
-            await asyncio.wait_for(asyncio.shield(writer), deadline_s)
+            await asyncio.wait_for(self._queue.put(_CLOSE), deadline_s)  # the queue may be full
+            await asyncio.wait_for(asyncio.shield(writer), max(0.0, ends - loop.time()))
         except TimeoutError:
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
