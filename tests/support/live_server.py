@@ -157,10 +157,12 @@ async def stream_pcm(
     loop: bool = True,
     stop: asyncio.Event | None = None,
     max_s: float = 120.0,
+    result: StreamResult | None = None,
 ) -> StreamResult:
     """Send `pcm` (16 kHz mono int16) in chunks at `speed` times real time, looping until the server
-    closes or `stop` is set (then `fim`), collecting everything the server sends."""
-    result = StreamResult()
+    closes or `stop` is set (then `fim`), collecting everything the server sends (into `result`, which
+    the caller may watch while it fills)."""
+    result = StreamResult() if result is None else result
     step = int(16_000 * chunk_s)
     data = pcm.astype("<i2").tobytes()
     async with websockets.connect(url, max_size=None, ping_interval=None) as ws:

@@ -88,7 +88,12 @@ class _Client:
 
     async def send(self, message: ServerMessage) -> None:
         async with self._lock:
-            await self._socket.send_data(encode(message))
+            try:
+                await self._socket.send_data(encode(message))
+            except WebSocketDisconnect:
+                raise
+            except Exception as exc:  # uvicorn's ClientDisconnected and the like: the peer is gone
+                raise WebSocketDisconnect(detail=f"client gone while sending: {type(exc).__name__}") from exc
 
     async def close(self, code: int, reason: str = "") -> None:
         async with self._lock:
