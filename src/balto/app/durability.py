@@ -182,7 +182,7 @@ class DurableInteractions(InteractionRepository):
         except Exception as exc:
             self.failures += 1
             log.warning(
-                "could not write %d interactions (%s: %s); journalling them", len(batch), type(exc).__name__, exc
+                "could not write %d interactions to the database (%s: %s)", len(batch), type(exc).__name__, exc
             )
             return False
         for interaction in batch:
