@@ -32,6 +32,10 @@ async def exchange(url: str, frames: list[str | bytes], wait_s: float = 10.0) ->
         return messages, ws.close_code
 
 
+def balto(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "balto", *args], env=env, capture_output=True, text=True, check=True)
+
+
 def errors(messages: list[dict]) -> list[str]:
     return [m["codigo"] for m in messages if m.get("comando") == "erro"]
 
@@ -88,11 +92,9 @@ async def test_limits_close_codes_revocation_and_operability(pg, stt, tmp_path):
         # A revoked key is refused at its next handshake.
         messages, _ = await exchange(url, [pcm_handshake(revoked), json.dumps({"comando": "fim"})])
         assert messages[0]["comando"] == "conectado"
-        listed = subprocess.run(
-            [sys.executable, "-m", "balto", "keys", "list"], env=server.env, capture_output=True, text=True, check=True
-        ).stdout
+        listed = (await asyncio.to_thread(balto, server.env, "keys", "list")).stdout
         key_id = next(line.split("\t")[0] for line in listed.splitlines() if "\tB-LIM-2\t" in line)
-        subprocess.run([sys.executable, "-m", "balto", "keys", "revoke", key_id], env=server.env, check=True)
+        await asyncio.to_thread(balto, server.env, "keys", "revoke", key_id)
         messages, code = await exchange(url, [pcm_handshake(revoked)])
         assert code == 4401 and errors(messages) == ["api_key_invalida"]  # failure 1 from this address
 
