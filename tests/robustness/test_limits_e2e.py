@@ -7,11 +7,13 @@ import asyncio
 import json
 import subprocess
 import sys
+from urllib.parse import urlparse
 
 import numpy as np
 import pytest
 import websockets
 
+from tests.robustness.rawws import frame, upgrade
 from tests.support.live_server import live_server, pcm_handshake, server_env
 
 pytestmark = [pytest.mark.e2e]
@@ -24,6 +26,9 @@ async def exchange(url: str, frames: list[str | bytes], wait_s: float = 10.0) ->
         try:
             for data in frames:
                 await ws.send(data)
+        except websockets.ConnectionClosed:
+            pass  # refused before the handshake was read: what it sent is still to be read
+        try:
             async with asyncio.timeout(wait_s):
                 async for raw in ws:
                     messages.append(json.loads(raw))
@@ -54,6 +59,8 @@ async def test_limits_close_codes_revocation_and_operability(pg, stt, tmp_path):
         WS_MAX_CONNECTIONS="3",
         WS_HANDSHAKE_FAILURES_MAX="3",
         WS_HANDSHAKE_FAILURES_WINDOW_S="600",
+        WS_PING_INTERVAL_S="1",
+        WS_PING_TIMEOUT_S="1",
     )
     with live_server(env, tmp_path / "server.log") as server:
         key, other, revoked = (server.new_key(f"B-LIM-{n}") for n in range(3))
@@ -88,6 +95,22 @@ async def test_limits_close_codes_revocation_and_operability(pg, stt, tmp_path):
                 assert json.loads(await c.recv())["comando"] == "conectado"
                 messages, code = await exchange(url, [pcm_handshake(other)])
                 assert code == 1013 and errors(messages) == ["servidor_lotado"]
+
+        # Keep-alive: a client that stops answering pings (here: never reads again) is closed, its session ended.
+        session_limit_closes = server.metrics()['balto_ws_closes_total{code="4410"}']
+        address = urlparse(server.http)
+        dead = upgrade(address.hostname or "127.0.0.1", address.port or 80)
+        dead.sendall(frame(0x1, pcm_handshake(key).encode()))
+        await asyncio.sleep(0.5)
+        assert server.metrics()["balto_connections_open"] == 1
+        for _ in range(40):
+            if server.metrics()["balto_connections_open"] == 0:
+                break
+            await asyncio.sleep(0.25)
+        assert server.metrics()["balto_connections_open"] == 0, "a dead client was not closed"
+        # Closed by the keep-alive (1 s + 1 s), not by WS_MAX_SESSION_S (3 s).
+        assert server.metrics()['balto_ws_closes_total{code="4410"}'] == session_limit_closes
+        dead.close()
 
         # A revoked key is refused at its next handshake.
         messages, _ = await exchange(url, [pcm_handshake(revoked), json.dumps({"comando": "fim"})])
