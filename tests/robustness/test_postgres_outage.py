@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import websockets
 
 from balto.adapters.embedded_postgres import EmbeddedPostgres
 from balto.adapters.postgres import create_engine
-from tests.support.live_server import StreamResult, live_server, server_env, stream_pcm
+from tests.support.live_server import StreamResult, live_server, pcm_handshake, server_env, stream_pcm
 
 pytestmark = [pytest.mark.e2e]
 
@@ -58,6 +59,12 @@ async def test_interactions_survive_a_database_outage(stt, speech, tmp_path):
             await wait_for(lambda: server.metrics()["balto_journal_entries"] > 0, OUTAGE_S + 30, "journalling")
             status, body = server.get("/ready")
             assert status == 503 and json.loads(body)["database"] != "ok"
+            # A new counter cannot have its key checked now: told to come back, not failed with 1011.
+            async with websockets.connect(server.url) as late:
+                await late.send(pcm_handshake(key))
+                refusal = json.loads(await late.recv())
+                await late.wait_closed()
+            assert refusal["codigo"] == "servico_indisponivel" and late.close_code == 1013
             await asyncio.sleep(max(0.0, OUTAGE_S - (time.monotonic() - outage_started)))
             journalled = server.metrics()["balto_journal_entries"]
             await asyncio.to_thread(embedded.start)

@@ -158,9 +158,7 @@ class DurableInteractions(InteractionRepository):
         """Up to batch_size queued rows, waiting at most `wait_s` for the first; and whether close was asked."""
         batch: list[Interaction] = []
         try:
-            first = (
-                await asyncio.wait_for(self._queue.get(), wait_s) if wait_s is not None else await self._queue.get()
-            )
+            first = await asyncio.wait_for(self._queue.get(), wait_s) if wait_s is not None else await self._queue.get()
         except TimeoutError:
             return batch, False
         items = [first]
@@ -181,9 +179,7 @@ class DurableInteractions(InteractionRepository):
             await asyncio.wait_for(self._insert(batch), self._write_timeout_s)
         except Exception as exc:
             self.failures += 1
-            log.warning(
-                "could not write %d interactions to the database (%s: %s)", len(batch), type(exc).__name__, exc
-            )
+            log.warning("could not write %d interactions to the database (%s: %s)", len(batch), type(exc).__name__, exc)
             return False
         for interaction in batch:
             self._unwritten.pop(interaction.uuid, None)

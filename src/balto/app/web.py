@@ -205,7 +205,13 @@ class CounterHub:
         handshake = parse_handshake(text)
         policy = effective_policy(self.settings.vad, handshake)
         fmt = audio_format(handshake)
-        key = await self.api_keys.resolve(handshake.api_key)
+        try:
+            key = await asyncio.wait_for(self.api_keys.resolve(handshake.api_key), 5.0)
+        except Exception as exc:  # the database is down: the key cannot be checked, the client may retry
+            log.warning("cannot check an API key: %s: %s", type(exc).__name__, exc)
+            raise ProtocolError(
+                CloseCode.SERVER_FULL, "servico_indisponivel", "não foi possível verificar a api_key; tente mais tarde"
+            ) from None
         if key is None:
             raise ProtocolError(CloseCode.API_KEY_INVALID, "api_key_invalida", "api_key desconhecida ou revogada")
         refusal = self.slots.take(key.id)
