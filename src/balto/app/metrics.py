@@ -172,6 +172,8 @@ class Metrics:
         self.journal_entries = Gauge("balto_journal_entries", "Interactions journalled to disk, not yet in the DB.")
         self.journal_bytes = Gauge("balto_journal_bytes", "Size of the local journal file.")
         self.storage_failures = Counter("balto_storage_failures_total", "Failed database writes (then journalled).")
+        # Pooled database connections are file descriptors kept on purpose: leak checks subtract them.
+        self.db_pool = Gauge("balto_db_pool_connections", "Database connections held by the pool (idle and in use).")
         self.process: list[Gauge] = [
             Gauge("balto_process_resident_memory_bytes", "Resident set size of the server.", resident_memory_bytes),
             Gauge("balto_process_open_fds", "Open file descriptors of the server.", open_fds),
@@ -220,6 +222,7 @@ class Metrics:
             self.journal_entries,
             self.journal_bytes,
             self.storage_failures,
+            self.db_pool,
             *self.process,
         ]
         return "\n".join(line for metric in metrics for line in metric.render()) + "\n"

@@ -648,6 +648,8 @@ def create_app(
             metrics,
         )
         state["database"] = await composition.resolve(container.database)
+        pool = state["database"].engine.pool
+        metrics.db_pool.read = lambda: float(pool.checkedin() + pool.checkedout())
         state["speaker_profiles"] = await composition.resolve(container.speaker_profiles)
         # The enrolment shares the identifier's embedder; with identification off, no model is loaded.
         state["enrollment"] = await composition.resolve(container.enrollment) if settings.speaker.enabled else None
