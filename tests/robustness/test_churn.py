@@ -179,7 +179,8 @@ def test_a_thousand_aborted_connections_leave_nothing_behind(pg, stt_stub, speec
         f"{after['balto_process_resident_memory_bytes'] / 2**20:.1f} MiB; fds {before['balto_process_open_fds']:g} -> "
         f"{after['balto_process_open_fds']:g} ({before['fds']} -> {after['fds']}, pooled DB "
         f"{before['balto_db_pool_connections']:g} -> {after['balto_db_pool_connections']:g}); "
-        f"tasks {before['balto_asyncio_tasks']:g} -> {after['balto_asyncio_tasks']:g}; peak ffmpeg {peak['ffmpeg']:g}, peak open {peak['open']:g}"
+        f"tasks {before['balto_asyncio_tasks']:g} -> {after['balto_asyncio_tasks']:g}; "
+        f"peak ffmpeg {peak['ffmpeg']:g}, peak open {peak['open']:g}"
     )
     assert after["balto_connections_total"] - before["balto_connections_total"] == CYCLES
     assert after["balto_connections_open"] == 0
