@@ -647,9 +647,10 @@ def create_app(
             await composition.resolve(container.pipeline),
             metrics,
         )
-        state["database"] = await composition.resolve(container.database)
-        pool = state["database"].engine.pool
-        metrics.db_pool.read = lambda: float(pool.checkedin() + pool.checkedout())
+        database = state["database"] = await composition.resolve(container.database)
+        if database is not None:  # tests may run the app on in-memory repositories
+            pool = database.engine.pool
+            metrics.db_pool.read = lambda: float(pool.checkedin() + pool.checkedout())
         state["speaker_profiles"] = await composition.resolve(container.speaker_profiles)
         # The enrolment shares the identifier's embedder; with identification off, no model is loaded.
         state["enrollment"] = await composition.resolve(container.enrollment) if settings.speaker.enabled else None
@@ -674,6 +675,8 @@ def create_app(
         if "hub" not in state:
             return {"models": "loading", "database": "unknown"}
         checks = {"models": "ok", "database": "ok"}
+        if state["database"] is None:
+            return checks
         try:
             await asyncio.wait_for(_ping_database(state["database"].engine), 2.0)
         except Exception as exc:
