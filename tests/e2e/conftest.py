@@ -58,6 +58,8 @@ def server(pg, openai_server, tmp_path_factory):
         "PORT": str(port),
         "LOG_LEVEL": "INFO",
         "BALTO_ADMIN_KEY": "e2e-admin-key",
+        # Some tests open ten connections at once with the session's key (WS_MAX_CONNECTIONS_PER_KEY is 4).
+        "WS_MAX_CONNECTIONS_PER_KEY": "0",
     }
     for name in ("POSTGRES_HOST", "XAI_API_KEY", "OPENAI_API_KEY", "LLM_FALLBACK_PROVIDER", "LLM_SYSTEM_PROMPT_FILE"):
         env.pop(name, None)

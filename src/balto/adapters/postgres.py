@@ -112,8 +112,9 @@ class PostgresInteractionRepository(InteractionRepository):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def add(self, interaction: Interaction) -> int:
-        values = {
+    @staticmethod
+    def _values(interaction: Interaction) -> dict[str, object]:
+        return {
             "uuid": interaction.uuid,
             "balcao_id": interaction.balcao_id,
             "conexao_id": interaction.conexao_id,
@@ -140,6 +141,9 @@ class PostgresInteractionRepository(InteractionRepository):
             "stt_error": interaction.stt_error,
             **{name: _ts(getattr(interaction, name)) for name in TIMESTAMP_COLUMNS},
         }
+
+    async def add(self, interaction: Interaction) -> int:
+        values = self._values(interaction)
         # The uuid is the idempotency key: a retried write returns the row that is already there.
         statement = (
             insert(interacoes)
@@ -151,6 +155,19 @@ class PostgresInteractionRepository(InteractionRepository):
             row_id = (await conn.execute(statement)).scalar_one()
         interaction.id = row_id
         return row_id
+
+    async def add_many(self, interactions: list[Interaction]) -> None:
+        """Store several cycles in one transaction (the write queue's batches); uuids already stored are
+        skipped, so replaying a journal that partly reached the database duplicates nothing."""
+        if not interactions:
+            return
+        statement = (
+            insert(interacoes)
+            .values([self._values(i) for i in interactions])
+            .on_conflict_do_nothing(index_elements=["uuid"])
+        )
+        async with self._engine.begin() as conn:
+            await conn.execute(statement)
 
     async def get(self, uuid: str) -> Interaction | None:
         async with self._engine.connect() as conn:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import sys
@@ -14,6 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from balto.app import container as composition
+from balto.app.logcontext import JsonFormatter, TextContextFilter
 from balto.app.settings import STT_PROVIDERS, Settings, SettingsError
 from balto.domain.playbook import PlaybookError
 from balto.evaluation import real_audio_dir
@@ -22,25 +22,13 @@ T = TypeVar("T")
 log = logging.getLogger("balto")
 
 
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        payload = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
-            "level": record.levelname,
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        if record.exc_info:
-            payload["exc"] = self.formatException(record.exc_info)
-        return json.dumps(payload, ensure_ascii=False)
-
-
 def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if settings.log_format == "json":
-        handler.setFormatter(_JsonFormatter())
+        handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(TextContextFilter())
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(context)s%(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
@@ -78,8 +66,7 @@ def main() -> None:
 @click.option("--dev-key", is_flag=True, help="Create (once) and print a development API key for balcão 'dev'.")
 def serve(host: str | None, port: int | None, dev_key: bool) -> None:
     """Run the server."""
-    import uvicorn
-
+    from balto.app import server
     from balto.app.web import create_app
 
     settings = _settings()
@@ -93,14 +80,7 @@ def serve(host: str | None, port: int | None, dev_key: bool) -> None:
     port = settings.port if port is None else port
     on_ready = _print_dev_key(settings, f"ws://{host}:{port}/ws") if dev_key else None
     app = create_app(container=container, on_ready=on_ready)
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        ws="auto",
-        log_config=None,
-        lifespan="on",
-    )
+    server.run(app, settings, host, port)
 
 
 def _print_dev_key(settings: Settings, url: str) -> Callable[[composition.Container], Awaitable[None]]:

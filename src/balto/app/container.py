@@ -20,6 +20,7 @@ from balto.adapters.elevenlabs import ElevenLabsTranscriber, elevenlabs_client
 from balto.adapters.embedded_postgres import EmbeddedPostgres, create_database_if_missing
 from balto.adapters.faster_whisper import WhisperTranscriber, load_whisper_model
 from balto.adapters.ffmpeg import FfmpegDecoder
+from balto.adapters.journal import FileJournal
 from balto.adapters.noisereduce_cleaner import NoiseReduceCleaner
 from balto.adapters.openai_llm import XAI_BASE_URL, OpenAICompatibleRecommender
 from balto.adapters.openai_stt import DEFAULT_MODEL as OPENAI_STT_DEFAULT_MODEL
@@ -35,6 +36,8 @@ from balto.adapters.postgres import (
 from balto.adapters.system import SystemClock
 from balto.adapters.webrtc_vad import WebRtcSpeechDetector
 from balto.app.decoding import AutoDecoder
+from balto.app.durability import DurableInteractions
+from balto.app.metrics import Metrics
 from balto.app.recommenders import FallbackRecommender
 from balto.app.routing import SmartRoutingTranscriber
 from balto.app.session import PipelineDeps
@@ -76,6 +79,30 @@ async def _database(settings: Settings) -> AsyncIterator[Database]:
         await engine.dispose()
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
+
+
+async def _durable_interactions(
+    settings: Settings, inner: PostgresInteractionRepository, metrics: Metrics
+) -> AsyncIterator[DurableInteractions]:
+    """The sessions' InteractionRepository: a write queue in front of the database, journalled to
+    BALTO_DATA_DIR/journal while the database is unreachable (app/durability.py)."""
+    storage = settings.storage
+    durable = DurableInteractions(
+        inner,
+        FileJournal(settings.data_dir.resolve() / "journal" / "interacoes.jsonl"),
+        queue_size=storage.queue_size,
+        batch_size=storage.batch_size,
+        write_timeout_s=storage.write_timeout_s,
+        retry_initial_s=storage.retry_initial_s,
+        retry_max_s=storage.retry_max_s,
+        on_change=metrics.storage_changed,
+        on_add=metrics.observe_interaction,
+    )
+    await durable.start()
+    try:
+        yield durable
+    finally:
+        await durable.aclose(settings.limits.shutdown_grace_s)
 
 
 async def _ensure_external_database(url: str) -> None:
@@ -286,9 +313,11 @@ class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
     clock = providers.Singleton(SystemClock)
+    metrics = providers.Singleton(Metrics)
 
     database = providers.Resource(_database, settings=settings)
-    interactions = providers.Singleton(PostgresInteractionRepository, database.provided.engine)
+    database_interactions = providers.Singleton(PostgresInteractionRepository, database.provided.engine)
+    interactions = providers.Resource(_durable_interactions, settings, database_interactions, metrics)
     api_keys = providers.Singleton(PostgresApiKeyRepository, database.provided.engine)
 
     whisper_model = providers.Resource(_whisper_model, settings=settings)

@@ -105,7 +105,15 @@ class Erro(msgspec.Struct, tag_field="comando", tag="erro"):
     mensagem: str
 
 
-ServerMessage = Conectado | Transcricao | Recomendar | ChecklistFrame | FeedbackRegistrado | Pong | Encerrado | Erro
+class Encerrando(msgspec.Struct, tag_field="comando", tag="encerrando"):
+    """The server is stopping: what was already sent is still processed, then `encerrado` and 1001."""
+
+    prazo_s: float  # how long the server waits for the segments in flight
+
+
+ServerMessage = (
+    Conectado | Transcricao | Recomendar | ChecklistFrame | FeedbackRegistrado | Pong | Encerrado | Erro | Encerrando
+)
 
 _encoder = msgspec.json.Encoder()
 
@@ -118,12 +126,19 @@ class CloseCode(IntEnum):
     """WebSocket close codes; 4xxx are Balto's own (RFC 6455 reserves 4000-4999 for applications)."""
 
     NORMAL = 1000
+    GOING_AWAY = 1001  # the server is shutting down (after `encerrando` and `encerrado`)
     INTERNAL_ERROR = 1011
+    SERVER_FULL = 1013  # WS_MAX_CONNECTIONS reached: try again later
     HANDSHAKE_INVALID = 4400
-    API_KEY_INVALID = 4401
+    API_KEY_INVALID = 4401  # unknown or revoked
     HANDSHAKE_TIMEOUT = 4408
+    KEY_CONNECTIONS_EXCEEDED = 4409  # WS_MAX_CONNECTIONS_PER_KEY reached
+    SESSION_TOO_LONG = 4410  # WS_MAX_SESSION_S reached
+    FRAME_TOO_LARGE = 4413  # WS_MAX_FRAME_BYTES
     AUDIO_FORMAT_INVALID = 4415
     VAD_SETTINGS_INVALID = 4422
+    TOO_MANY_FAILED_HANDSHAKES = 4429  # WS_HANDSHAKE_FAILURES_MAX in WS_HANDSHAKE_FAILURES_WINDOW_S
+    AUDIO_TOO_FAST = 4431  # more than WS_MAX_AUDIO_AHEAD_S of audio ahead of real time
 
 
 class CommandError(Exception):

@@ -148,6 +148,7 @@ class CounterSession:
         self._finishing = False
         self.connected = True
         self.stored = 0
+        self.audio_s = 0.0  # seconds of audio decoded so far (the hub's WS_MAX_AUDIO_AHEAD_S)
         self.error: DecodeError | None = None
         self.failed = asyncio.Event()  # set when the audio cannot be decoded; the connection must end
 
@@ -214,6 +215,7 @@ class CounterSession:
         try:
             async for chunk in self._decoder.chunks():
                 samples = chunk.samples
+                self.audio_s += samples.size / 16_000
                 pcm = np.concatenate([self._carry, samples]) if self._carry.size else samples
                 usable = pcm.size - pcm.size % FRAME_SAMPLES
                 self._carry = pcm[usable:]

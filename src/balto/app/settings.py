@@ -191,6 +191,8 @@ class Settings:
     handshake_timeout_s: float = 10.0
     log_level: str = "INFO"
     log_format: str = "text"
+    limits: LimitSettings = field(default_factory=lambda: LimitSettings())
+    storage: StorageSettings = field(default_factory=lambda: StorageSettings())
 
     @property
     def embedded_postgres(self) -> bool:
@@ -252,6 +254,8 @@ class Settings:
             handshake_timeout_s=_float(env, "HANDSHAKE_TIMEOUT_S", 10.0),
             log_level=(_get(env, "LOG_LEVEL") or "INFO").upper(),
             log_format=_get(env, "LOG_FORMAT") or "text",
+            limits=limit_settings_from_env(env),
+            storage=storage_settings_from_env(env),
         )
 
 
@@ -484,4 +488,56 @@ def speaker_settings_from_env(env: Mapping[str, str]) -> SpeakerSettings:
         cluster_threshold=cluster,
         unknown_role=role,
         cpu_threads=_int(env, "SPEAKER_CPU_THREADS", 1, 0),
+    )
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    """What one counter connection may do (docs/protocol.md, "Limits"); 0 turns a limit off."""
+
+    max_frame_bytes: int = 1024 * 1024  # WS_MAX_FRAME_BYTES: one WebSocket message
+    max_audio_ahead_s: float = 300.0  # WS_MAX_AUDIO_AHEAD_S: audio received beyond real time
+    max_session_s: float = 12 * 3600.0  # WS_MAX_SESSION_S: one connection's length
+    max_connections: int = 200  # WS_MAX_CONNECTIONS: in total
+    max_connections_per_key: int = 4  # WS_MAX_CONNECTIONS_PER_KEY
+    handshake_failures: int = 20  # WS_HANDSHAKE_FAILURES_MAX failed handshakes per address ...
+    handshake_failures_window_s: float = 60.0  # ... in WS_HANDSHAKE_FAILURES_WINDOW_S
+    ping_interval_s: float = 20.0  # WS_PING_INTERVAL_S: the server pings; 0: never
+    ping_timeout_s: float = 20.0  # WS_PING_TIMEOUT_S: no pong by then closes the connection (1011)
+    shutdown_grace_s: float = 20.0  # SHUTDOWN_GRACE_S: SIGTERM waits this long for segments in flight
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """The interaction write queue and its journal (README, "Durability")."""
+
+    queue_size: int = 1000  # STORAGE_QUEUE_SIZE
+    batch_size: int = 50  # STORAGE_BATCH_SIZE
+    write_timeout_s: float = 5.0  # STORAGE_WRITE_TIMEOUT_S: a write slower than this is journalled
+    retry_initial_s: float = 0.5  # STORAGE_RETRY_INITIAL_S: first back-off while the database is down
+    retry_max_s: float = 10.0  # STORAGE_RETRY_MAX_S: longest back-off
+
+
+def limit_settings_from_env(env: Mapping[str, str]) -> LimitSettings:
+    return LimitSettings(
+        max_frame_bytes=_int(env, "WS_MAX_FRAME_BYTES", 1024 * 1024, 1024),
+        max_audio_ahead_s=_positive(env, "WS_MAX_AUDIO_AHEAD_S", 300.0, allow_zero=True),
+        max_session_s=_positive(env, "WS_MAX_SESSION_S", 12 * 3600.0, allow_zero=True),
+        max_connections=_int(env, "WS_MAX_CONNECTIONS", 200, 0),
+        max_connections_per_key=_int(env, "WS_MAX_CONNECTIONS_PER_KEY", 4, 0),
+        handshake_failures=_int(env, "WS_HANDSHAKE_FAILURES_MAX", 20, 0),
+        handshake_failures_window_s=_positive(env, "WS_HANDSHAKE_FAILURES_WINDOW_S", 60.0),
+        ping_interval_s=_positive(env, "WS_PING_INTERVAL_S", 20.0, allow_zero=True),
+        ping_timeout_s=_positive(env, "WS_PING_TIMEOUT_S", 20.0),
+        shutdown_grace_s=_positive(env, "SHUTDOWN_GRACE_S", 20.0, allow_zero=True),
+    )
+
+
+def storage_settings_from_env(env: Mapping[str, str]) -> StorageSettings:
+    return StorageSettings(
+        queue_size=_int(env, "STORAGE_QUEUE_SIZE", 1000, 1),
+        batch_size=_int(env, "STORAGE_BATCH_SIZE", 50, 1),
+        write_timeout_s=_positive(env, "STORAGE_WRITE_TIMEOUT_S", 5.0),
+        retry_initial_s=_positive(env, "STORAGE_RETRY_INITIAL_S", 0.5),
+        retry_max_s=_positive(env, "STORAGE_RETRY_MAX_S", 10.0),
     )

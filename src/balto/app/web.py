@@ -7,8 +7,9 @@ import contextlib
 import hmac
 import logging
 import tempfile
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Annotated, Any
 
 import msgspec
 import numpy as np
-from litestar import Litestar, WebSocket, delete, get, post, websocket
+from litestar import Litestar, Response, WebSocket, delete, get, post, websocket
 from litestar.connection import ASGIConnection
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency, Provide
@@ -29,6 +30,8 @@ from litestar.params import Body, FromPath, Parameter, SkipValidation
 
 from balto.adapters.ffmpeg import decode_audio_file
 from balto.app import container as composition
+from balto.app import logcontext
+from balto.app.metrics import Metrics
 from balto.app.protocol import (
     ChecklistFrame,
     ChecklistItemOut,
@@ -36,6 +39,7 @@ from balto.app.protocol import (
     CommandError,
     Conectado,
     Encerrado,
+    Encerrando,
     Erro,
     FeedbackRegistrado,
     Pong,
@@ -62,6 +66,7 @@ from balto.app.session import (
 from balto.app.settings import Settings
 from balto.app.speakers import Enrollment
 from balto.domain.keys import ApiKey
+from balto.domain.limits import ConnectionSlots, FailedHandshakes, Refusal
 from balto.domain.speaker import EnrollmentError, SpeakerProfile
 from balto.ports.audio import DecodeError
 from balto.ports.storage import ApiKeyRepository, SpeakerProfileRepository
@@ -83,7 +88,12 @@ class _Client:
 
     async def send(self, message: ServerMessage) -> None:
         async with self._lock:
-            await self._socket.send_data(encode(message))
+            try:
+                await self._socket.send_data(encode(message))
+            except WebSocketDisconnect:
+                raise
+            except Exception as exc:  # uvicorn's ClientDisconnected and the like: the peer is gone
+                raise WebSocketDisconnect(detail=f"client gone while sending: {type(exc).__name__}") from exc
 
     async def close(self, code: int, reason: str = "") -> None:
         async with self._lock:
@@ -93,29 +103,82 @@ class _Client:
 
 @dataclass
 class CounterHub:
-    """Accepts counter connections and runs a CounterSession for each."""
+    """Accepts counter connections and runs a CounterSession for each, within the limits of settings.limits."""
 
     settings: Settings
     api_keys: ApiKeyRepository
     pipeline: PipelineDeps
     sessions: dict[str, CounterSession] = field(default_factory=dict)
+    metrics: Metrics = field(default_factory=Metrics)
+    slots: ConnectionSlots = field(default_factory=ConnectionSlots)
+    failed_handshakes: FailedHandshakes = field(default_factory=FailedHandshakes)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _handlers: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    @classmethod
+    def build(
+        cls, settings: Settings, api_keys: ApiKeyRepository, pipeline: PipelineDeps, metrics: Metrics
+    ) -> CounterHub:
+        limits = settings.limits
+        return cls(
+            settings=settings,
+            api_keys=api_keys,
+            pipeline=pipeline,
+            metrics=metrics,
+            slots=ConnectionSlots(limits.max_connections, limits.max_connections_per_key),
+            failed_handshakes=FailedHandshakes(limits.handshake_failures, limits.handshake_failures_window_s),
+        )
 
     async def serve(self, socket: WebSocket) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+        try:
+            await self._serve(socket)
+        finally:
+            if task is not None:
+                self._handlers.discard(task)
+
+    async def _serve(self, socket: WebSocket) -> None:
+        address = socket.client.host if socket.client else "?"
         await socket.accept()
         client = _Client(socket)
         try:
-            session = await self._open(socket, client)
+            if self.stopping.is_set():
+                raise ProtocolError(CloseCode.GOING_AWAY, "servidor_encerrando", "o servidor está encerrando")
+            if self.failed_handshakes.blocked(address, time.monotonic()):
+                raise ProtocolError(
+                    CloseCode.TOO_MANY_FAILED_HANDSHAKES,
+                    "muitas_tentativas",
+                    "handshakes inválidos demais deste endereço; tente mais tarde",
+                )
+            session, key_id = await self._open(socket, client)
         except ProtocolError as exc:
+            if exc.close_code not in _NOT_THE_CLIENTS_FAULT:
+                self.failed_handshakes.failed(address, time.monotonic())
             log.info("handshake refused (%s): %s", exc.codigo, exc.mensagem)
             with contextlib.suppress(Exception):
                 await client.send(Erro(exc.codigo, exc.mensagem))
-            await client.close(exc.close_code, exc.codigo)
+            await self._close(client, exc.close_code, exc.codigo)
             return
         except WebSocketDisconnect:
             return
-        await self._stream(socket, client, session)
+        self.metrics.connections.inc()
+        self.metrics.connections_open.inc()
+        try:
+            await self._stream(socket, client, session)
+        finally:
+            self.metrics.connections_open.dec()
+            self.slots.give_back(key_id)
+            logcontext.bind(None, None)
 
-    async def _open(self, socket: WebSocket, client: _Client) -> CounterSession:
+    async def _close(self, client: _Client, code: int, reason: str) -> None:
+        self.metrics.closes.inc(code=str(int(code)))
+        if reason:
+            self.metrics.errors.inc(codigo=reason)
+        await client.close(code, reason)
+
+    async def _open(self, socket: WebSocket, client: _Client) -> tuple[CounterSession, int]:
         try:
             message = await asyncio.wait_for(socket.receive(), self.settings.handshake_timeout_s)
         except TimeoutError:
@@ -133,54 +196,134 @@ class CounterHub:
                 "handshake_esperado",
                 "a primeira mensagem deve ser o handshake JSON, não áudio",
             )
+        if len(text) > _MAX_HANDSHAKE_CHARS:
+            raise ProtocolError(
+                CloseCode.FRAME_TOO_LARGE,
+                "frame_muito_grande",
+                f"handshake maior que {_MAX_HANDSHAKE_CHARS} caracteres",
+            )
         handshake = parse_handshake(text)
         policy = effective_policy(self.settings.vad, handshake)
         fmt = audio_format(handshake)
-        key = await self.api_keys.resolve(handshake.api_key)
+        try:
+            key = await asyncio.wait_for(self.api_keys.resolve(handshake.api_key), 5.0)
+        except Exception as exc:  # the database is down: the key cannot be checked, the client may retry
+            log.warning("cannot check an API key: %s: %s", type(exc).__name__, exc)
+            raise ProtocolError(
+                CloseCode.SERVER_FULL, "servico_indisponivel", "não foi possível verificar a api_key; tente mais tarde"
+            ) from None
         if key is None:
             raise ProtocolError(CloseCode.API_KEY_INVALID, "api_key_invalida", "api_key desconhecida ou revogada")
-        conexao_id = uuid.uuid4().hex[:12]
-        session = CounterSession(
-            self.pipeline,
-            balcao_id=key.balcao_id,
-            conexao_id=conexao_id,
-            policy=policy,
-            audio_format=fmt,
-            emit=_emitter(client),
-            want_transcripts=handshake.transcricao,
-        )
-        await client.send(
-            Conectado(
-                conexao_id=conexao_id,
-                balcao_id=key.balcao_id,
-                vad_settings=VadSettingsOut(policy.threshold_multiplier, policy.min_energy),
-                transcricao=handshake.transcricao,
+        refusal = self.slots.take(key.id)
+        if refusal is Refusal.SERVER_FULL:
+            raise ProtocolError(
+                CloseCode.SERVER_FULL,
+                refusal.value,
+                f"o servidor já tem {self.slots.max_total} conexões; tente mais tarde",
             )
-        )
+        if refusal is Refusal.KEY_FULL:
+            raise ProtocolError(
+                CloseCode.KEY_CONNECTIONS_EXCEEDED,
+                refusal.value,
+                f"esta api_key já tem {self.slots.max_per_key} conexões abertas",
+            )
+        conexao_id = uuid.uuid4().hex[:12]
+        logcontext.bind(conexao_id, key.balcao_id)
+        try:
+            session = CounterSession(
+                self.pipeline,
+                balcao_id=key.balcao_id,
+                conexao_id=conexao_id,
+                policy=policy,
+                audio_format=fmt,
+                emit=_emitter(client),
+                want_transcripts=handshake.transcricao,
+            )
+            await client.send(
+                Conectado(
+                    conexao_id=conexao_id,
+                    balcao_id=key.balcao_id,
+                    vad_settings=VadSettingsOut(policy.threshold_multiplier, policy.min_energy),
+                    transcricao=handshake.transcricao,
+                )
+            )
+        except BaseException:
+            self.slots.give_back(key.id)
+            raise
         log.info("balcão %s connected as %s (key %s)", key.balcao_id, conexao_id, _safe(key))
-        return session
+        return session, key.id
+
+    async def drain(self, grace_s: float) -> None:
+        """Server shutdown: new handshakes are refused, every session is told (`encerrando`), finishes
+        what it received within `grace_s`, stores its rows and closes with 1001; after that, the
+        sessions still running are stopped."""
+        self.stopping.set()
+        handlers = list(self._handlers)
+        if not handlers:
+            return
+        log.info("shutting down: %d connections finish their segments (up to %g s)", len(handlers), grace_s)
+        _, pending = await asyncio.wait(handlers, timeout=grace_s)
+        if pending:
+            log.warning("%d connections still busy after %g s; stopping them", len(pending), grace_s)
+            for session in list(self.sessions.values()):
+                await session.aclose()
 
     async def _stream(self, socket: WebSocket, client: _Client, session: CounterSession) -> None:
+        limits = self.settings.limits
         self.sessions[session.conexao_id] = session
         session.start()
-        graceful = False
+        graceful, close_code, close_reason = False, int(CloseCode.NORMAL), ""
+        started = time.monotonic()
         failure = asyncio.create_task(session.failed.wait())
+        stopping = asyncio.create_task(self.stopping.wait())
         try:
             while True:
                 receiving = asyncio.ensure_future(socket.receive())
-                await asyncio.wait((receiving, failure), return_when=asyncio.FIRST_COMPLETED)
+                remaining = limits.max_session_s - (time.monotonic() - started) if limits.max_session_s else None
+                await asyncio.wait(
+                    (receiving, failure, stopping),
+                    timeout=None if remaining is None else max(0.0, remaining),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
                 if not receiving.done():
                     receiving.cancel()
-                    raise session.error or DecodeError("audio_invalido", "áudio inválido")
+                    if failure.done():
+                        raise session.error or DecodeError("audio_invalido", "áudio inválido")
+                    if stopping.done():
+                        with contextlib.suppress(Exception):
+                            await client.send(Encerrando(prazo_s=limits.shutdown_grace_s))
+                        graceful, close_code, close_reason = True, int(CloseCode.GOING_AWAY), "servidor_encerrando"
+                        break
+                    graceful, close_code, close_reason = True, int(CloseCode.SESSION_TOO_LONG), "sessao_longa_demais"
+                    with contextlib.suppress(Exception):
+                        await client.send(
+                            Erro(close_reason, f"a conexão passou de {limits.max_session_s:g} s; reconecte")
+                        )
+                    break
                 message = receiving.result()
                 if message["type"] == "websocket.disconnect":
                     session.client_gone()
                     break
                 data = message.get("bytes")
+                text = message.get("text")
+                size = len(data) if isinstance(data, bytes) else len(text) if isinstance(text, str) else 0
+                if size > limits.max_frame_bytes:
+                    raise _Refused(
+                        CloseCode.FRAME_TOO_LARGE,
+                        "frame_muito_grande",
+                        f"frame de {size} bytes; o máximo é {limits.max_frame_bytes}",
+                    )
                 if isinstance(data, bytes):
                     await session.feed(data)
+                    ahead = session.audio_s - (time.monotonic() - started)
+                    if limits.max_audio_ahead_s and ahead > limits.max_audio_ahead_s:
+                        raise _Refused(
+                            CloseCode.AUDIO_TOO_FAST,
+                            "audio_acima_do_tempo_real",
+                            f"o áudio chegou {ahead:.0f} s à frente do tempo real "
+                            f"(máximo {limits.max_audio_ahead_s:g} s)",
+                        )
                     continue
-                text = message.get("text")
                 text = text if isinstance(text, str) else ""
                 command = parse_command(text)
                 if command == "ping":
@@ -191,23 +334,31 @@ class CounterHub:
                     graceful = True
                     break
                 else:
+                    self.metrics.errors.inc(codigo="comando_desconhecido")
                     await client.send(
                         Erro("comando_desconhecido", f"comando desconhecido: {command!r}; use ping, feedback ou fim")
                     )
         except WebSocketDisconnect:
             session.client_gone()
+        except _Refused as exc:
+            # A limit: say which, close, but keep what was already processed.
+            with contextlib.suppress(Exception):
+                await client.send(Erro(exc.codigo, exc.mensagem))
+            await self._close(client, exc.close_code, exc.codigo)
+            session.client_gone()
         except DecodeError as exc:
             # Undecodable audio: say why, close, but keep what was already processed.
             with contextlib.suppress(Exception):
                 await client.send(Erro(exc.code, exc.message))
-            await client.close(CloseCode.AUDIO_FORMAT_INVALID, exc.code)
+            await self._close(client, CloseCode.AUDIO_FORMAT_INVALID, exc.code)
             session.client_gone()
         except Exception:
             log.exception("connection %s failed", session.conexao_id)
             session.client_gone()
-            await client.close(CloseCode.INTERNAL_ERROR, "erro_interno")
+            await self._close(client, CloseCode.INTERNAL_ERROR, "erro_interno")
         finally:
             failure.cancel()
+            stopping.cancel()
             try:
                 await session.finish()
             finally:
@@ -217,9 +368,9 @@ class CounterHub:
             with contextlib.suppress(Exception):
                 # The decoder may only find out at the end of the stream that it was not audio.
                 await client.send(Erro(error.code, error.message) if error else Encerrado(interacoes=session.stored))
-            await client.close(
-                CloseCode.AUDIO_FORMAT_INVALID if error else CloseCode.NORMAL, error.code if error else ""
-            )
+            if error:
+                close_code, close_reason = int(CloseCode.AUDIO_FORMAT_INVALID), error.code
+            await self._close(client, close_code, close_reason)
         log.info("connection %s closed after %d interactions", session.conexao_id, session.stored)
 
     @staticmethod
@@ -244,6 +395,28 @@ class CounterHub:
                     f"interacao_id {command.interacao_id!r} não é uma interação deste balcão",
                 )
             )
+
+
+class _Refused(Exception):
+    """A limit crossed after the handshake: an `erro` frame, then the close code."""
+
+    def __init__(self, close_code: CloseCode, codigo: str, mensagem: str) -> None:
+        super().__init__(mensagem)
+        self.close_code = close_code
+        self.codigo = codigo
+        self.mensagem = mensagem
+
+
+# Refusals that say nothing about the client's honesty: they do not count towards WS_HANDSHAKE_FAILURES_MAX.
+_NOT_THE_CLIENTS_FAULT = frozenset(
+    {
+        CloseCode.GOING_AWAY,
+        CloseCode.SERVER_FULL,
+        CloseCode.KEY_CONNECTIONS_EXCEEDED,
+        CloseCode.TOO_MANY_FAILED_HANDSHAKES,
+    }
+)
+_MAX_HANDSHAKE_CHARS = 64 * 1024
 
 
 def _safe(key: ApiKey) -> str:
@@ -296,7 +469,25 @@ async def counter_socket(socket: WebSocket, hub: Hub) -> None:
 
 @get("/health", sync_to_thread=False)
 def health() -> dict[str, str]:
+    """Alive: the process answers HTTP."""
     return {"status": "ok"}
+
+
+ReadyCheck = NamedDependency[SkipValidation[Callable[[], Awaitable[dict[str, str]]]]]
+
+
+@get("/ready")
+async def ready(readiness: ReadyCheck) -> Response[dict[str, str]]:
+    """Ready to serve: the models are loaded (start-up finished) and the database answers."""
+    checks = await readiness()
+    ok = all(value == "ok" for value in checks.values())
+    return Response({"status": "ready" if ok else "not_ready", **checks}, status_code=200 if ok else 503)
+
+
+@get("/metrics", media_type="text/plain; version=0.0.4; charset=utf-8", sync_to_thread=False)
+def metrics_endpoint(metrics: NamedDependency[SkipValidation[Metrics]]) -> str:
+    """Prometheus text format: connections, segments, STT/LLM latency, queue and journal, errors by code."""
+    return metrics.render()
 
 
 # -- admin: voice profiles -------------------------------------------------------------------------
@@ -422,6 +613,13 @@ async def delete_speaker(profile_id: FromPath[str], speaker_profiles: Profiles) 
         raise NotFoundException(detail=f"no voice profile with id {profile_id}")
 
 
+async def _ping_database(engine: Any) -> None:
+    import sqlalchemy as sa
+
+    async with engine.connect() as conn:
+        await conn.execute(sa.text("SELECT 1"))
+
+
 def create_app(
     settings: Settings | None = None,
     container: composition.Container | None = None,
@@ -431,6 +629,7 @@ def create_app(
     if container is None:
         container = composition.build_container(settings or Settings.from_env())
     settings = container.settings()
+    metrics: Metrics = container.metrics()
     state: dict[str, Any] = {}
 
     async def startup() -> None:
@@ -442,11 +641,16 @@ def create_app(
             loop.set_debug(True)
             loop.slow_callback_duration = slow_ms / 1000
         await composition.start(container)
-        state["hub"] = CounterHub(
-            settings=container.settings(),
-            api_keys=await composition.resolve(container.api_keys),
-            pipeline=await composition.resolve(container.pipeline),
+        state["hub"] = app.state.hub = CounterHub.build(
+            container.settings(),
+            await composition.resolve(container.api_keys),
+            await composition.resolve(container.pipeline),
+            metrics,
         )
+        database = state["database"] = await composition.resolve(container.database)
+        if database is not None:  # tests may run the app on in-memory repositories
+            pool = database.engine.pool
+            metrics.db_pool.read = lambda: float(pool.checkedin() + pool.checkedout())
         state["speaker_profiles"] = await composition.resolve(container.speaker_profiles)
         # The enrolment shares the identifier's embedder; with identification off, no model is loaded.
         state["enrollment"] = await composition.resolve(container.enrollment) if settings.speaker.enabled else None
@@ -458,9 +662,26 @@ def create_app(
     async def shutdown() -> None:
         hub = state.get("hub")
         if hub is not None:
+            await hub.drain(settings.limits.shutdown_grace_s)  # at once when the server already drained
             for session in list(hub.sessions.values()):
                 await session.aclose()
+            # The queued interactions reach the database (or the journal) before its engine goes.
+            aclose = getattr(hub.pipeline.interactions, "aclose", None)
+            if aclose is not None:
+                await aclose(settings.limits.shutdown_grace_s)
         await composition.stop(container)
+
+    async def readiness() -> dict[str, str]:
+        if "hub" not in state:
+            return {"models": "loading", "database": "unknown"}
+        checks = {"models": "ok", "database": "ok"}
+        if state["database"] is None:
+            return checks
+        try:
+            await asyncio.wait_for(_ping_database(state["database"].engine), 2.0)
+        except Exception as exc:
+            checks["database"] = f"{type(exc).__name__}: {exc}"[:200] or "unreachable"
+        return checks
 
     def provide_hub() -> CounterHub:
         return state["hub"]
@@ -473,17 +694,19 @@ def create_app(
 
     from balto.app import console  # it reuses this module's admin guard, so it is imported here
 
-    handlers: list[Any] = [counter_socket, health, *console.pages()]
+    handlers: list[Any] = [counter_socket, health, ready, metrics_endpoint, *console.pages()]
     if settings.admin_key:
         handlers += [enroll_speaker, list_speakers, delete_speaker, *console.api()]
     else:
         log.warning("BALTO_ADMIN_KEY is unset: the admin endpoints (/admin/speakers) are disabled")
-    app = Litestar(
+    app: Litestar = Litestar(
         route_handlers=handlers,
         on_startup=[startup],
         on_shutdown=[shutdown],
         dependencies={
             "hub": Provide(provide_hub, sync_to_thread=False),
+            "metrics": Provide(lambda: metrics, sync_to_thread=False),
+            "readiness": Provide(lambda: readiness, sync_to_thread=False),
             "enrollment": Provide(provide_enrollment, sync_to_thread=False),
             "speaker_profiles": Provide(provide_speaker_profiles, sync_to_thread=False),
         },
