@@ -151,11 +151,13 @@ def _handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self, raw: bytes) -> None:
             seen = Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()})
+            # Recorded as it arrives: a request held by a scripted delay belongs to the test that made
+            # it, not to whichever test is running when the delay ends.
+            stub.record(seen)
             try:
                 status, payload = stub.handle(seen, raw)
             except BadRequest as exc:
                 status, payload = 400, {"error": str(exc)}
-            stub.record(seen)
             text = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
             data = text.encode("utf-8")
             try:
