@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--snr", type=float, default=20.0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--beams", type=int, nargs="+", default=[1], help="beam sizes to compare (STT_BEAM_SIZE)")
     parser.add_argument(
         "--windows", type=float, nargs="+", default=[30.0], help="encoder windows to compare, seconds (STT_WINDOW_S)"
     )
@@ -53,9 +54,9 @@ def main() -> None:
     conversations = [build_conversation(seed=s, snr_db=args.snr) for s in args.seeds]
     cut = [[s.pcm for s in segment(c.pcm)] for c in conversations]
     rows = []
-    for window_s, k in [(w, k) for w in args.windows for k in args.groups]:
+    for beam, window_s, k in [(b, w, k) for b in args.beams for w in args.windows for k in args.groups]:
         executor = ThreadPoolExecutor(1)
-        transcriber = WhisperTranscriber(model, executor, language="pt", pack=k > 1, window_s=window_s)
+        transcriber = WhisperTranscriber(model, executor, language="pt", pack=k > 1, window_s=window_s, beam_size=beam)
         errors = words = segments = empty = 0
         started = cpu_s()
         for conversation, pcms in zip(conversations, cut, strict=True):
@@ -66,6 +67,7 @@ def main() -> None:
         spent = cpu_s() - started
         executor.shutdown()
         row = {
+            "beam_size": beam,
             "window_s": window_s,
             "segments_per_window": k,
             "wer": round(errors / words, 3),

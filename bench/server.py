@@ -269,7 +269,9 @@ class Server:
                 self.process.kill()
 
 
-async def idle_connection_memory(server: Server, key: str, header: bytes, connections: int = 20) -> dict[str, Any]:
+async def idle_connection_memory(
+    server: Server, keys: list[str], header: bytes, connections: int = 20
+) -> dict[str, Any]:
     """Server memory (ffmpeg children included) grown by `connections` idle counters: each has shaken
     hands and sent its first WebM piece (so its ffmpeg child runs) and then says nothing. PSS is the
     figure to read: plain RSS counts each child's shared libraries once per child."""
@@ -279,9 +281,9 @@ async def idle_connection_memory(server: Server, key: str, header: bytes, connec
     before, before_rss = server.pss(), server.usage()[1]
     sockets = []
     try:
-        for _ in range(connections):
+        for i in range(connections):  # a key each: the server limits connections per key
             ws = await websockets.connect(server.url, max_size=None, ping_interval=None)
-            await ws.send(json.dumps({"api_key": key}))
+            await ws.send(json.dumps({"api_key": keys[i % len(keys)]}))
             await ws.recv()
             await ws.send(header)
             sockets.append(ws)
@@ -315,11 +317,11 @@ def frontend_alone(pieces: list[bytes], audio_s: float) -> dict[str, Any]:
     return {"cpu_s_per_audio_s": round((process_cpu_s() - before) / audio_s, 5), "segments": segments}
 
 
-def transcription_breakdown(conversations: list[Conversation], threads: int) -> dict[str, Any]:
+def transcription_breakdown(conversations: list[Conversation], threads: int, window_s: float) -> dict[str, Any]:
     """The transcription alone, and the offline floor and accuracy baseline.
 
     - per segment: the first conversation's VAD segments through the production WhisperTranscriber,
-      one Whisper window each, as one counter alone gets them;
+      one Whisper window each (the server's encoder window), as one counter alone gets them;
     - whole file: each conversation transcribed offline as one file with faster-whisper's defaults
       (language pt): its CPU cost is the floor the live server approaches, and its WER the accuracy
       the live transcripts must not fall below.
@@ -333,7 +335,7 @@ def transcription_breakdown(conversations: list[Conversation], threads: int) -> 
     first = conversations[0]
     segments = segment(first.pcm)
     executor = ThreadPoolExecutor(1)
-    transcriber = WhisperTranscriber(model, executor, language="pt", pack=False)
+    transcriber = WhisperTranscriber(model, executor, language="pt", pack=False, window_s=window_s)
 
     async def each() -> None:
         for seg in segments:
@@ -559,7 +561,7 @@ def main() -> None:
         server.start()
         time.sleep(2.0)
         _, idle_rss = server.usage()
-        idle = asyncio.run(idle_connection_memory(server, keys[0], recordings[0][1][0]))
+        idle = asyncio.run(idle_connection_memory(server, keys, recordings[0][1][0]))
         print(f"server RSS idle {idle_rss / 1e6:.0f} MB; each further idle connection: {idle}", flush=True)
         levels = []
         try:
@@ -585,7 +587,8 @@ def main() -> None:
     if not args.no_breakdown:
         print("transcription alone and the offline whole-file baseline...", flush=True)
         wer_set = [recordings[i][0] for i in range(min(args.wer_recordings, most))]
-        breakdown = transcription_breakdown(wer_set, os.cpu_count() or 1)
+        window_s = float(dict(item.split("=", 1) for item in args.env).get("STT_WINDOW_S", 15.0))
+        breakdown = transcription_breakdown(wer_set, os.cpu_count() or 1, window_s)
 
     passing = [
         lv["counters"]

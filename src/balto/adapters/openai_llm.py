@@ -108,6 +108,9 @@ class OpenAICompatibleRecommender(Recommender):
         deadline_s: float | None = None,
     ) -> None:
         self._client = client
+        # The SDK imports its resource modules on first access (~20 ms): done here, at start-up, not
+        # inside the first call on the event loop.
+        _ = client.chat.completions
         self._model = model
         self._provider = provider
         self._temperature = temperature
