@@ -471,7 +471,9 @@ def plot(levels: list[dict[str, Any]], path: Path) -> None:
     ax1.set_ylabel("end of speech -> transcript (s)")
     ax1.legend()
     ax1.grid(alpha=0.3)
-    ax2.plot(n, [lv["server_cpu_s_per_audio_s"] * lv["counters"] for lv in levels], "o-", label="cores needed to keep up")
+    ax2.plot(
+        n, [lv["server_cpu_s_per_audio_s"] * lv["counters"] for lv in levels], "o-", label="cores needed to keep up"
+    )
     ax2.axhline(os.cpu_count() or 1, color="red", linestyle=":", label="cores")
     ax2.set_xlabel("counters streaming at once")
     ax2.set_ylabel("server CPU-s per audio-s x N")
