@@ -11,23 +11,19 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from balto.adapters.pcm import PcmDecoder
-from balto.app.session import CounterSession, PipelineDeps, TranscriptEvent
+from balto.app.session import CounterSession, TranscriptEvent
 from balto.app.speakers import Enrollment, IdentificationConfig, SpeakerIdentification
-from balto.domain.audio import AudioFormat
 from balto.domain.speaker import UNKNOWN, Calibration, EnrollmentError, SpeakerProfile
-from balto.domain.vad import VadPolicy
 from tests.fakes import (
     EnergySpeechDetector,
-    FakeClock,
     FakeRecommender,
     FakeSpeakerEmbedder,
     FakeTranscriber,
-    InMemoryInteractionRepository,
     InMemorySpeakerProfileRepository,
     ok,
 )
 from tests.support.audio import silence, syllables
+from tests.unit.test_session import make
 
 ATTENDANT, CUSTOMER, OTHER_CUSTOMER = 120.0, 320.0, 200.0  # pitches of three synthetic voices
 CONFIG = IdentificationConfig(
@@ -47,30 +43,9 @@ async def enrolled(
 
 
 def session_with(identification: SpeakerIdentification | None, texts: list[str], recommender=None, transcriber=None):
-    repo = InMemoryInteractionRepository()
-    deps = PipelineDeps(
-        transcriber=transcriber or FakeTranscriber(texts),
-        interactions=repo,
-        clock=FakeClock(),
-        new_detector=EnergySpeechDetector,
-        new_decoder=PcmDecoder,
-        recommender=recommender,
-        new_speaker_identifier=identification.for_connection if identification is not None else None,
-        tick_s=0.005,
-    )
-    events: list = []
-
-    async def emit(event):
-        events.append(event)
-
-    session = CounterSession(
-        deps,
-        balcao_id="B1",
-        conexao_id="c1",
-        policy=VadPolicy(),
-        audio_format=AudioFormat(),
-        emit=emit,
-        want_transcripts=True,
+    new_identifier = identification.for_connection if identification is not None else None
+    session, repo, events, _ = make(
+        texts, recommender=recommender, transcriber=transcriber, new_speaker_identifier=new_identifier
     )
     return session, repo, events
 
