@@ -273,16 +273,13 @@ class CounterSession:
         # Who is speaking is worked out beside the transcription, on its own executor; when only the
         # speaker model wants the cleaned audio, the cleaning runs beside the transcription too,
         # instead of delaying it.
+        clean_first = self._deps.clean_for_transcription
+        heard = await self._clean(segment.pcm) if clean_first else segment.pcm
         identifying: asyncio.Task[SpeakerMatch | None] | None = None
-        if self._deps.clean_for_transcription:
-            cleaned = await self._clean(segment.pcm)
-            if self._speakers is not None:
-                identifying = asyncio.create_task(self._identify(cleaned))
-            await self._transcribe(cleaned, interaction)
-        else:
-            if self._speakers is not None:
-                identifying = asyncio.create_task(self._clean_and_identify(segment.pcm))
-            await self._transcribe(segment.pcm, interaction)
+        if self._speakers is not None:
+            who = self._identify(heard) if clean_first else self._clean_and_identify(segment.pcm)
+            identifying = asyncio.create_task(who)
+        await self._transcribe(heard, interaction)
         interaction.ts_trans_resp = clock.now()
         interaction.speaker = await identifying if identifying is not None else None
         speaker_label = _role_label(interaction.speaker.top_role) if interaction.speaker is not None else None
