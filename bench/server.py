@@ -36,7 +36,6 @@ import os
 import platform
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,7 @@ from typing import Any
 
 import numpy as np
 import psutil
+from tests.support.live_server import free_port
 
 from balto.evaluation import word_errors
 from bench.audio import RATE, Conversation, build_conversation, real_audio_dir
@@ -67,12 +67,6 @@ class Counter:
     started_at: float = 0.0  # wall time of audio sample 0
     events: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     error: str | None = None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_pieces(conversation: Conversation, fmt: str) -> tuple[list[bytes], float]:
