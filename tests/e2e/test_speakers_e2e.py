@@ -8,23 +8,15 @@ import json
 import httpx
 import numpy as np
 import pytest
-import sqlalchemy as sa
 
 from balto.app.replay import replay
 from tests.e2e.conftest import balto
 from tests.support.audio import silence, write_wav
 from tests.support.openai_server import Reply
+from tests.support.postgres import stored_rows
 from tests.support.speakers import SPEAKER_FIXTURES, voice
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-async def rows_of(db, conexao_id: str) -> list[dict]:
-    async with db.connect() as conn:
-        result = await conn.execute(
-            sa.text("SELECT * FROM interacoes WHERE conexao_id = :c ORDER BY id"), {"c": conexao_id}
-        )
-        return [dict(r) for r in result.mappings().all()]
 
 
 def new_key(server, balcao: str) -> str:
@@ -54,7 +46,7 @@ async def test_enrolled_attendant_and_an_unknown_customer(server, openai_stub, d
     )
     messages = await replay(write_wav(tmp_path / "conversa.wav", conversation), key, server.url, speed=0)
     assert messages[0]["comando"] == "conectado" and messages[-1]["comando"] == "encerrado"
-    rows = await rows_of(db, messages[0]["conexao_id"])
+    rows = await stored_rows(db, messages[0]["conexao_id"], messages)
     identified = [r for r in rows if r["speaker_data"] is not None]
     assert len(identified) >= 3, [(r["transcricao"], r["segmento_inicio"]) for r in rows]
 

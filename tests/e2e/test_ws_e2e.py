@@ -16,6 +16,7 @@ from balto.app.replay import read_wav_16k_mono, replay
 from balto.evaluation import wer
 from tests.support.audio import FIXTURES, fixture_manifest
 from tests.support.openai_server import Reply
+from tests.support.postgres import stored_rows
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -29,14 +30,6 @@ TS_ORDER = (
     "ts_ai_resp",
     "ts_rec_sent",
 )
-
-
-async def rows_of(db, conexao_id: str) -> list[dict]:
-    async with db.connect() as conn:
-        result = await conn.execute(
-            sa.text("SELECT * FROM interacoes WHERE conexao_id = :c ORDER BY id"), {"c": conexao_id}
-        )
-        return [dict(r) for r in result.mappings().all()]
 
 
 def by_command(messages: list[dict], command: str) -> list[dict]:
@@ -61,7 +54,7 @@ async def test_fixture_streamed_gets_recomendar_and_every_cycle_is_stored(server
     (playbook_card,) = cards(messages, "playbook")
     assert messages.index(playbook_card) < messages.index(card)
 
-    rows = await rows_of(db, messages[0]["conexao_id"])
+    rows = await stored_rows(db, messages[0]["conexao_id"], messages)
     assert len(rows) == len(transcripts) == messages[-1]["interacoes"]
     said = fixture_manifest()["balcao_pt.wav"]["text"]
     heard = " ".join(r["transcricao"] for r in rows if r["transcricao"])
@@ -86,7 +79,7 @@ async def test_buffer_that_never_fires_leaves_recomendacao_null(server, openai_s
     openai_stub.reset()
     messages = await replay(FIXTURES / "bom_dia.wav", server.key, server.url, speed=0)
     assert by_command(messages, "recomendar") == []
-    rows = await rows_of(db, messages[0]["conexao_id"])
+    rows = await stored_rows(db, messages[0]["conexao_id"], messages)
     assert len(rows) == 1
     assert rows[0]["recomendacao_gerada"] is None and rows[0]["ia_status"] == "nao_chamada"
     assert rows[0]["ts_ai_req"] is None and rows[0]["ia_provider"] is None
@@ -98,7 +91,7 @@ async def test_llm_with_nothing_to_say_is_nenhuma(server, openai_stub, db):
     openai_stub.reset(Reply.suggestions())
     messages = await replay(FIXTURES / "balcao_pt.wav", server.key, server.url, speed=0)
     assert cards(messages, "llm") == []
-    rows = await rows_of(db, messages[0]["conexao_id"])
+    rows = await stored_rows(db, messages[0]["conexao_id"], messages)
     called = [r for r in rows if r["ts_ai_req"] is not None]
     assert len(called) == 1 and len(openai_stub.requests) == 1
     assert called[0]["recomendacao_gerada"] == "Nenhuma" and called[0]["ia_status"] == "vazia"
@@ -109,7 +102,7 @@ async def test_llm_failure_is_null_with_error_status(server, openai_stub, db):
     openai_stub.reset(Reply(status=500, body='{"error": {"message": "upstream down"}}'))
     messages = await replay(FIXTURES / "balcao_pt.wav", server.key, server.url, speed=0)
     assert cards(messages, "llm") == []
-    rows = await rows_of(db, messages[0]["conexao_id"])
+    rows = await stored_rows(db, messages[0]["conexao_id"], messages)
     (called,) = [r for r in rows if r["ts_ai_req"] is not None]
     assert called["recomendacao_gerada"] is None and called["ia_status"] == "erro"
     assert "upstream down" in called["grok_raw_response"]
@@ -156,7 +149,7 @@ async def test_playbook_card_checklist_and_feedback_through_ws(server, fresh_key
     assert {i["id"] for i in checklists[0]["itens"]} >= {"cpf_nota", "fidelidade", "posologia"}
     assert len({c["conversa_id"] for c in checklists}) == 1
 
-    rows = await rows_of(db, hello["conexao_id"])
+    rows = await stored_rows(db, hello["conexao_id"], seen)
     hit = next(r for r in rows if str(r["uuid"]) == card["interacao_id"])
     assert hit["playbook_sugestoes"] == card["sugestoes"]
     assert set(hit["playbook_regras"]) == {"dor_de_cabeca"}

