@@ -303,3 +303,14 @@ def test_suggestions_are_capped_and_trimmed_to_fit_a_card():
     assert parse_suggestions(many, max_suggestions=3) == ["s0", "s1", "s2"]
     (long,) = parse_suggestions(json.dumps({"sugestoes": ["x" * 500]}), 3)
     assert len(long) == 140 and long.endswith("…")
+
+
+def test_the_sdk_warm_up_runs_offline_once_per_process():
+    # One completion through the SDK against an in-process transport: no socket is opened (its host
+    # cannot resolve), and building an adapter pays it at start-up rather than on the first customer.
+    from balto.adapters.openai_llm import warm_up_sdk
+
+    warm_up_sdk.__wrapped__()
+    adapter("http://127.0.0.1:9/v1")
+    adapter("http://127.0.0.1:9/v1")
+    assert warm_up_sdk.cache_info().currsize == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
@@ -31,6 +32,41 @@ procurar um médico.
 - Se não houver nada útil a sugerir, responda {"sugestoes": []}."""
 
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
+
+
+_WARM_REPLY = {
+    "id": "chatcmpl-warm-up",
+    "object": "chat.completion",
+    "created": 0,
+    "model": "warm-up",
+    "choices": [
+        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": '{"sugestoes": []}'}}
+    ],
+    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+}
+
+
+@functools.cache
+def warm_up_sdk() -> None:
+    """One chat completion through the SDK, answered in-process by an httpx mock transport (no network):
+    it pays, once per process, the import of the SDK's resource modules and pydantic's building of the
+    request and response models, which the first real call would otherwise pay on the event loop."""
+    try:  # the HTTP library the SDK is built on: httpx2 since openai 3, httpx before
+        import httpx2 as http_lib
+    except ImportError:  # pragma: no cover - older SDKs
+        import httpx as http_lib  # type: ignore[no-redef]
+
+    def answer(_: http_lib.Request) -> http_lib.Response:
+        return http_lib.Response(200, json=_WARM_REPLY)
+
+    with http_lib.Client(transport=http_lib.MockTransport(answer)) as http:
+        client = openai.OpenAI(api_key="warm-up", base_url="http://warm-up.invalid/v1", http_client=http, max_retries=0)
+        client.chat.completions.create(
+            model="warm-up",
+            messages=[{"role": "user", "content": "warm-up"}],
+            temperature=0.0,
+            response_format={"type": "json_object"},
+        )
 
 
 def parse_suggestions(content: str, max_suggestions: int, max_chars: int = 140) -> list[str] | None:
@@ -108,9 +144,11 @@ class OpenAICompatibleRecommender(Recommender):
         deadline_s: float | None = None,
     ) -> None:
         self._client = client
-        # The SDK imports its resource modules on first access (~20 ms): done here, at start-up, not
-        # inside the first call on the event loop.
+        # The SDK imports its resource modules on first access (~20 ms), and its first completion
+        # builds pydantic's request and response models (~12 ms more than later calls): both done
+        # here, at start-up, not inside the first call on the event loop.
         _ = client.chat.completions
+        warm_up_sdk()
         self._model = model
         self._provider = provider
         self._temperature = temperature

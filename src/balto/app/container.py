@@ -19,7 +19,7 @@ from balto.adapters.elevenlabs import DEFAULT_MODEL as ELEVENLABS_DEFAULT_MODEL
 from balto.adapters.elevenlabs import ElevenLabsTranscriber, elevenlabs_client
 from balto.adapters.embedded_postgres import EmbeddedPostgres, create_database_if_missing
 from balto.adapters.faster_whisper import WhisperTranscriber, load_whisper_model
-from balto.adapters.ffmpeg import FfmpegDecoder
+from balto.adapters.ffmpeg import FfmpegDecoder, ffmpeg_exe
 from balto.adapters.journal import FileJournal
 from balto.adapters.noisereduce_cleaner import NoiseReduceCleaner
 from balto.adapters.openai_llm import XAI_BASE_URL, OpenAICompatibleRecommender
@@ -456,6 +456,9 @@ async def start(container: Container, *, need_models: bool = True) -> None:
     await resolve(container.database)
     if need_models:
         await resolve(container.pipeline)
+        # imageio-ffmpeg checks its binary by running it (a blocking subprocess, ~25 ms) on the first
+        # lookup; that happens here rather than when the first WebM connection spawns its decoder.
+        await asyncio.to_thread(ffmpeg_exe)
         speaker = container.settings().speaker
         if speaker.enabled:
             log.info("speaker identification on (%s)", speaker.embedder)
