@@ -387,14 +387,29 @@ def server_stages(server: Server, rows: int) -> dict[str, Any]:
 SLOW_CALLBACK = re.compile(r"Executing (.+?) took (\d+\.\d+) seconds")
 
 
+BLOCKED = re.compile(r"event loop blocked (\d+) ms so far; the loop thread is at:\n((?:  .*\n)+)")
+WOKEN_LATE = re.compile(r"event loop woken (\d+) ms late")
+SLOW_GC = re.compile(r"garbage collection of generation (\d) took (\d+) ms")
+
+
 def slow_callbacks(log_text: str) -> dict[str, Any]:
-    """asyncio debug mode's reports of callbacks that held the event loop too long."""
+    """asyncio debug mode's reports of callbacks that held the event loop too long, and the server's
+    loop watchdog (balto.app.loopwatch): where the loop thread was while blocked, how often it was
+    woken late from an idle select(), and the garbage collections that took longer than the threshold."""
     found = [(float(m.group(2)), m.group(1)[:160]) for m in SLOW_CALLBACK.finditer(log_text)]
     found.sort(reverse=True)
+    blocked = []
+    for m in BLOCKED.finditer(log_text):
+        frames = [line.strip() for line in m.group(2).splitlines() if line.startswith("  File")]
+        blocked.append(f"{m.group(1)} ms at {frames[-1] if frames else '?'}")
+    late = [int(m.group(1)) for m in WOKEN_LATE.finditer(log_text)]
     return {
         "count": len(found),
         "max_ms": round(found[0][0] * 1000, 1) if found else 0.0,
         "worst": [f"{s * 1000:.0f} ms: {what}" for s, what in found[:5]],
+        "watchdog_blocked": blocked[:10],
+        "woken_late": {"count": len(late), "max_ms": max(late, default=0)},
+        "slow_gc_ms": [int(m.group(2)) for m in SLOW_GC.finditer(log_text)],
     }
 
 

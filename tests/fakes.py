@@ -192,6 +192,31 @@ class EnergySpeechDetector(SpeechDetector):
         return frame_rms(frame) > self.threshold
 
 
+class FakeSpeechGate:
+    """Per-segment verdicts in order (True: speech), as probabilities of 32 ms frames; records calls."""
+
+    def __init__(self, verdicts: list[bool], fail: bool = False) -> None:
+        self._verdicts = list(verdicts)
+        self.calls = 0
+        self.fail = fail
+
+    @property
+    def name(self) -> str:
+        return "fake-gate"
+
+    @property
+    def frame_ms(self) -> float:
+        return 32.0
+
+    async def speech_probabilities(self, pcm: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        if self.fail:
+            raise RuntimeError("scripted gate failure")
+        speech = self._verdicts.pop(0) if self._verdicts else True
+        frames = max(1, pcm.size // 512)
+        return np.full(frames, 0.9 if speech else 0.1, dtype=np.float32)
+
+
 class FakeSpeakerIdentifier(SpeakerIdentifier):
     def __init__(self, match: SpeakerMatch) -> None:
         self.match = match

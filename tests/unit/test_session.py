@@ -22,6 +22,7 @@ from tests.fakes import (
     FakeClock,
     FakeRecommender,
     FakeSpeakerIdentifier,
+    FakeSpeechGate,
     FakeTranscriber,
     InMemoryFeedbackRepository,
     InMemoryInteractionRepository,
@@ -493,3 +494,28 @@ async def test_feedback_is_stored_for_this_counters_interactions_only():
     assert not await session.feedback("00000000-0000-0000-0000-000000000000", True)
     assert not await session.feedback("não é um uuid", True)
     assert len(feedback.rows) == 2
+
+
+async def test_a_segment_the_speech_gate_rejects_is_stored_untranscribed_and_unidentified():
+    gate = FakeSpeechGate([False, True])
+    transcriber = FakeTranscriber(["você tem algum remédio"])
+    speakers = FakeSpeakerIdentifier(SpeakerMatch("c1", 0.9, (SpeakerScore("c1", "Maria", "cliente", 0.9, 0.95),)))
+    session, repo, events, clock = make(
+        [], transcriber=transcriber, speech_gate=gate, new_speaker_identifier=lambda: speakers
+    )
+    await stream(session, TWO_UTTERANCES, clock=clock)
+
+    noise, speech = repo.rows
+    assert gate.calls == 2 and len(transcriber.calls) == 1  # only the second segment reached Whisper
+    assert len(speakers.calls) == 1
+    assert noise.transcricao == "" and noise.stt_status is SttStatus.EMPTY and noise.stt_provider == "fake-gate"
+    assert noise.speaker is None and noise.ts_trans_resp is not None
+    assert speech.transcricao == "você tem algum remédio" and speech.stt_provider == "fake"
+    assert [type(e) for e in events] == [TranscriptEvent]  # nothing is sent for the rejected segment
+
+
+async def test_a_failing_speech_gate_lets_every_segment_through():
+    gate = FakeSpeechGate([], fail=True)
+    session, repo, _events, clock = make(["um", "dois"], speech_gate=gate)
+    await stream(session, TWO_UTTERANCES, clock=clock)
+    assert [r.transcricao for r in repo.rows] == ["um", "dois"]

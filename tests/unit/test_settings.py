@@ -119,12 +119,24 @@ def test_speechbrain_gets_its_own_calibration_defaults():
         {"STT_WINDOW_S": "4"},
         {"STT_WINDOW_S": "31"},
         {"STT_WINDOW_S": "vinte"},
+        {"SPEECH_GATE": "webrtc"},
+        {"SPEECH_GATE_THRESHOLD": "1.5"},
+        {"SPEECH_GATE_MIN_MS": "-1"},
     ],
 )
 def test_bad_new_settings_fail_at_start_up_naming_the_variable(env):
     with pytest.raises(SettingsError) as info:
         Settings.from_env(env)
     assert next(iter(env)) in str(info.value)
+
+
+def test_the_speech_gate_is_silero_by_default_and_configurable():
+    default = Settings.from_env({})
+    assert default.speech_gate == "silero"
+    assert (default.speech_gate_policy.threshold, default.speech_gate_policy.min_speech_ms) == (0.5, 32.0)
+    custom = Settings.from_env({"SPEECH_GATE": "OFF", "SPEECH_GATE_THRESHOLD": "0.3", "SPEECH_GATE_MIN_MS": "96"})
+    assert custom.speech_gate == "off"
+    assert (custom.speech_gate_policy.threshold, custom.speech_gate_policy.min_speech_ms) == (0.3, 96.0)
 
 
 def test_fallback_provider_has_its_own_key_model_and_url_and_shares_the_rest():

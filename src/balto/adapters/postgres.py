@@ -161,13 +161,11 @@ class PostgresInteractionRepository(InteractionRepository):
         skipped, so replaying a journal that partly reached the database duplicates nothing."""
         if not interactions:
             return
-        statement = (
-            insert(interacoes)
-            .values([self._values(i) for i in interactions])
-            .on_conflict_do_nothing(index_elements=["uuid"])
-        )
+        # executemany form: one statement compiled once and cached (SQLAlchemy sends it as batched
+        # "insertmanyvalues"), where a multi-row VALUES compiled anew for every batch size, on the loop.
+        statement = insert(interacoes).on_conflict_do_nothing(index_elements=["uuid"])
         async with self._engine.begin() as conn:
-            await conn.execute(statement)
+            await conn.execute(statement, [self._values(i) for i in interactions])
 
     async def get(self, uuid: str) -> Interaction | None:
         async with self._engine.connect() as conn:

@@ -286,6 +286,16 @@ async def _speechbrain_embedder(settings: Settings) -> AsyncIterator[Any]:
     yield await asyncio.to_thread(load_speechbrain, source, settings.model_cache_dir, settings.speaker.cpu_threads)
 
 
+async def _silero_gate() -> AsyncIterator[Any]:
+    from balto.adapters.silero_gate import load_silero_gate
+
+    gate = await asyncio.to_thread(load_silero_gate)
+    try:
+        yield gate
+    finally:
+        gate.close()
+
+
 def _speaker_executor() -> Iterator[ThreadPoolExecutor]:
     # One thread: an embedding takes tens of milliseconds, and the cores belong to Whisper.
     executor = ThreadPoolExecutor(1, thread_name_prefix="speaker")
@@ -382,6 +392,12 @@ class Container(containers.DeclarativeContainer):
         off=providers.Object(None),
     )
 
+    speech_gate = providers.Selector(
+        providers.Callable(lambda s: s.speech_gate, settings),
+        silero=providers.Resource(_silero_gate),
+        off=providers.Object(None),
+    )
+
     # Speaker identification (spec 2.3): the embedder is loaded once per process; each connection gets
     # its own identifier from `for_connection`, which remembers that connection's unknown voices.
     speaker_embedder = providers.Selector(
@@ -419,6 +435,8 @@ class Container(containers.DeclarativeContainer):
         new_decoder=decoder.provider,
         recommender=recommender,
         cleaner=cleaner,
+        speech_gate=speech_gate,
+        speech_gate_policy=settings.provided.speech_gate_policy,
         clean_for_transcription=providers.Callable(lambda s: s.audio_cleaner == "on", settings),
         instant=instant_recommender,
         checklist=checklist,

@@ -25,12 +25,13 @@ from balto.domain.interaction import (
     RecommendationRequest,
     RecommendationResult,
     Suggestion,
+    Transcript,
 )
 from balto.domain.playbook import ChecklistItem
 from balto.domain.speaker import SpeakerMatch
-from balto.domain.vad import FRAME_SAMPLES, Segmenter, SegmenterConfig, SpeechSegment, VadPolicy
+from balto.domain.vad import FRAME_SAMPLES, Segmenter, SegmenterConfig, SpeechGatePolicy, SpeechSegment, VadPolicy
 from balto.ports.audio import AudioCleaner, AudioDecoder, DecodeError, SpeechDetector
-from balto.ports.inference import Recommender, SpeakerIdentifier, Transcriber, TranscriptionError
+from balto.ports.inference import Recommender, SpeakerIdentifier, SpeechGate, Transcriber, TranscriptionError
 from balto.ports.storage import FeedbackRepository, InteractionRepository
 from balto.ports.system import Clock
 
@@ -83,6 +84,8 @@ class PipelineDeps:
     feedback: FeedbackRepository | None = None
     conversation_end_silence_s: float = DEFAULT_END_SILENCE_S
     cleaner: AudioCleaner | None = None
+    speech_gate: SpeechGate | None = None  # a speech model's second opinion on each VAD segment
+    speech_gate_policy: SpeechGatePolicy = field(default_factory=SpeechGatePolicy)
     clean_for_transcription: bool = False  # AUDIO_CLEANER=on; "speaker" cleans for speaker ID only
     new_speaker_identifier: Callable[[], SpeakerIdentifier] | None = None  # one per connection
     segmenter_config: SegmenterConfig = field(default_factory=SegmenterConfig)
@@ -268,6 +271,11 @@ class CounterSession:
         )
         self._interaction_uuids.add(interaction.uuid)
         interaction.ts_trans_req = clock.now()
+        if not await self._has_speech(segment.pcm, interaction):
+            # A noise burst the VAD let through: no transcription, no speaker embedding; still a row.
+            interaction.ts_trans_resp = clock.now()
+            await self._store_without_text(interaction)
+            return
         # The cleaner serves speaker identification (embeddings of noisy speech drift away from the
         # enrolled profiles) and, with AUDIO_CLEANER=on, transcription too (docs/audio-frontend.md).
         # Who is speaking is worked out beside the transcription, on its own executor; when only the
@@ -285,10 +293,7 @@ class CounterSession:
         speaker_label = _role_label(interaction.speaker.top_role) if interaction.speaker is not None else None
         text = (interaction.transcricao or "").strip()
         if not text:
-            if self._conversation is not None:
-                interaction.conversa_id = self._conversation.id
-                interaction.checklist = self._checklist_snapshot(self._conversation)
-            await self._store(interaction)
+            await self._store_without_text(interaction)
             return
         conversation, started = await self._conversation_at(segment.first_received_at)
         interaction.conversa_id = conversation.id
@@ -325,6 +330,30 @@ class CounterSession:
                     interaction.buffer_acao += ";ia_ocupada"
                 interaction.transcricao_completa = self._buffer.pending_text
             await self._store(interaction)
+
+    async def _store_without_text(self, interaction: Interaction) -> None:
+        if self._conversation is not None:
+            interaction.conversa_id = self._conversation.id
+            interaction.checklist = self._checklist_snapshot(self._conversation)
+        await self._store(interaction)
+
+    async def _has_speech(self, pcm: np.ndarray, interaction: Interaction) -> bool:
+        """The speech gate's verdict; False fills the row as a provider that heard nothing would
+        (stt_provider = the gate, stt_status "vazia"). A failing gate lets the segment through."""
+        gate = self._deps.speech_gate
+        if gate is None:
+            return True
+        started = self._deps.clock.now()
+        try:
+            probabilities = await gate.speech_probabilities(pcm)
+        except Exception:
+            log.exception("speech gate %s failed on %s; transcribing the segment anyway", gate.name, self.conexao_id)
+            return True
+        if self._deps.speech_gate_policy.passes(probabilities, gate.frame_ms):
+            return True
+        latency_ms = round((self._deps.clock.now() - started) * 1000, 1)
+        interaction.record_transcript(Transcript("", provider=gate.name, latency_ms=latency_ms))
+        return False
 
     async def _clean_and_identify(self, pcm: np.ndarray) -> SpeakerMatch | None:
         return await self._identify(await self._clean(pcm))

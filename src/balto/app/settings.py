@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from balto.domain.speaker import Calibration, EnrollmentError, normalise_role
-from balto.domain.vad import SegmenterConfig, VadPolicy, VadSettingsError
+from balto.domain.vad import SegmenterConfig, SpeechGatePolicy, VadPolicy, VadSettingsError
 
 
 class SettingsError(ValueError):
@@ -180,6 +180,10 @@ class Settings:
     stt_beam_size: int = 5  # beam 1 lost 1.8 WER points on noisy counter speech (docs/performance.md)
     stt_pack: bool = False  # pack segments that wait at once into one Whisper window (opt-in)
     stt_window_s: float = 15.0  # encoder window of a segment decoded alone (docs/performance.md)
+    # silero | off: a speech model's second opinion on each VAD segment; segments with no speech are
+    # stored (stt_provider "silero", stt_status "vazia") without being transcribed or identified.
+    speech_gate: str = "silero"
+    speech_gate_policy: SpeechGatePolicy = field(default_factory=SpeechGatePolicy)
     slow_callback_ms: float = 0.0  # > 0: asyncio debug mode, logging every callback slower than this
     stt: SttSettings = field(default_factory=SttSettings)
     llm: LlmSettings = field(default_factory=LlmSettings)
@@ -222,6 +226,16 @@ class Settings:
         if cleaner not in ("on", "off", "speaker"):
             raise SettingsError(f"AUDIO_CLEANER must be off, speaker or on, got {cleaner!r}")
         language = _get(env, "STT_LANGUAGE") or "pt"
+        gate = (_get(env, "SPEECH_GATE") or "silero").lower()
+        if gate not in ("silero", "off"):
+            raise SettingsError(f"SPEECH_GATE must be silero or off, got {gate!r}")
+        threshold = _float(env, "SPEECH_GATE_THRESHOLD", SpeechGatePolicy.threshold)
+        if not 0.0 < threshold < 1.0:
+            raise SettingsError(f"SPEECH_GATE_THRESHOLD must be between 0 and 1, got {threshold}")
+        gate_min_ms = _float(env, "SPEECH_GATE_MIN_MS", SpeechGatePolicy.min_speech_ms)
+        if gate_min_ms < 0:
+            raise SettingsError(f"SPEECH_GATE_MIN_MS must be 0 or more, got {gate_min_ms}")
+        gate_policy = SpeechGatePolicy(threshold, gate_min_ms)
         data_dir = Path(_get(env, "BALTO_DATA_DIR") or ".balto")
         cache = _get(env, "BALTO_MODEL_CACHE")
         return cls(
@@ -243,6 +257,8 @@ class Settings:
             stt_beam_size=_int(env, "STT_BEAM_SIZE", 5, 1),
             stt_pack=_bool(env, "STT_PACK", False),
             stt_window_s=_window_s(env),
+            speech_gate=gate,
+            speech_gate_policy=gate_policy,
             slow_callback_ms=_float(env, "ASYNCIO_SLOW_CALLBACK_MS", 0.0),
             stt=stt_settings_from_env(env),
             llm=llm_settings_from_env(env),

@@ -149,6 +149,22 @@ class NoiseFloor:
 
 
 @dataclass(frozen=True)
+class SpeechGatePolicy:
+    """Whether a segment holds speech, from a speech model's per-frame probabilities: at least
+    `min_speech_ms` of frames at or above `threshold`. Segments that fail are not transcribed (their
+    row says the gate heard no speech); the defaults come from `python -m bench.gate`."""
+
+    threshold: float = 0.5
+    min_speech_ms: float = 32.0
+
+    def speech_ms(self, probabilities: np.ndarray, frame_ms: float) -> float:
+        return float(np.count_nonzero(probabilities >= self.threshold)) * frame_ms
+
+    def passes(self, probabilities: np.ndarray, frame_ms: float) -> bool:
+        return self.speech_ms(probabilities, frame_ms) >= self.min_speech_ms
+
+
+@dataclass(frozen=True)
 class SegmenterConfig:
     """Timing of the speech segmenter, in milliseconds of audio.
 

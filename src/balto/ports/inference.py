@@ -23,6 +23,20 @@ class Transcriber(Protocol):
     async def transcribe(self, pcm: np.ndarray, language: str | None = None) -> Transcript: ...
 
 
+class SpeechGate(Protocol):
+    """A second opinion on a segment the VAD cut, before it is transcribed or identified: how likely
+    each `frame_ms` of it is speech (0..1). The VAD is an energy and WebRTC frame classifier tuned
+    not to miss speech, so it also hands on noise bursts; the gate's model is the one that knows."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def frame_ms(self) -> float: ...
+
+    async def speech_probabilities(self, pcm: np.ndarray) -> np.ndarray: ...
+
+
 class SpeakerEmbedder(Protocol):
     """A voice as a vector: speech (16 kHz mono int16) in, a unit-norm float32 embedding of `dim` out.
 
