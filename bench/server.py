@@ -455,7 +455,7 @@ async def run_level(server: Server, counters: list[Counter]) -> dict[str, Any]:
             "server_peak_rss_mb": round(peak_rss / 1e6, 1),
         }
     )
-    if "ASYNCIO_SLOW_CALLBACK_MS" in server.env:
+    if "ASYNCIO_SLOW_CALLBACK_MS" in server.env or "LOOP_WATCHDOG_MS" in server.env:
         with server.log.open() as log:
             log.seek(log_offset)
             result["slow_callbacks"] = slow_callbacks(log.read())
@@ -508,6 +508,13 @@ def main() -> None:
         default=0.0,
         metavar="MS",
         help="run the server in asyncio debug mode and report callbacks holding the loop longer than MS",
+    )
+    parser.add_argument(
+        "--watch-loop",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="without debug mode: only the server's loop watchdog (LOOP_WATCHDOG_MS), which costs the loop nothing",
     )
     parser.add_argument("--keep", type=Path, help="keep the server's data dir (database, log) here")
     parser.add_argument(
@@ -566,6 +573,8 @@ def main() -> None:
         env.update(dict(item.split("=", 1) for item in args.env))
         if args.check_loop:
             env["ASYNCIO_SLOW_CALLBACK_MS"] = str(args.check_loop)
+        if args.watch_loop:
+            env["LOOP_WATCHDOG_MS"] = str(args.watch_loop)
         server = Server(Path(tmp), env)
         server.run_cli("migrate")
         keys = [server.run_cli("keys", "create", "--balcao", f"bench-{i:03d}") for i in range(max(most, 20))]

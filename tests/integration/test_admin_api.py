@@ -151,3 +151,10 @@ async def test_with_identification_off_enrolment_says_so():
         response = await client.post("/admin/speakers", data=enroll_form(), files=files, headers={"X-Admin-Key": KEY})
         assert response.status_code == 503 and "SPEAKER_ID=off" in response.json()["detail"]
         assert (await client.get("/admin/speakers", headers={"X-Admin-Key": KEY})).json() == []
+
+
+async def test_after_start_up_the_loaded_models_are_out_of_the_garbage_collectors_sight(client):
+    # A full collection over the models' objects froze the event loop for ~280 ms (docs/performance.md).
+    import gc
+
+    assert gc.get_freeze_count() > 0

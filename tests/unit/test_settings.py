@@ -303,3 +303,8 @@ def test_asking_for_an_embedder_that_is_not_installed_fails_at_start_up(monkeypa
         Settings.from_env({"SPEAKER_EMBEDDER": "speechbrain", "SPEAKER_ID": "on"})
     # Unset, it is simply off.
     assert not Settings.from_env({"SPEAKER_EMBEDDER": "speechbrain"}).speaker.enabled
+
+
+def test_the_loop_diagnostics_are_off_unless_asked_for():
+    assert (Settings.from_env({}).loop_watchdog_ms, Settings.from_env({}).slow_callback_ms) == (0.0, 0.0)
+    assert Settings.from_env({"LOOP_WATCHDOG_MS": "20"}).loop_watchdog_ms == 20.0

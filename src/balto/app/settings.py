@@ -185,6 +185,7 @@ class Settings:
     speech_gate: str = "silero"
     speech_gate_policy: SpeechGatePolicy = field(default_factory=SpeechGatePolicy)
     slow_callback_ms: float = 0.0  # > 0: asyncio debug mode, logging every callback slower than this
+    loop_watchdog_ms: float = 0.0  # > 0: log the loop thread's stack whenever the loop is stuck this long
     stt: SttSettings = field(default_factory=SttSettings)
     llm: LlmSettings = field(default_factory=LlmSettings)
     playbook_enabled: bool = True
@@ -260,6 +261,7 @@ class Settings:
             speech_gate=gate,
             speech_gate_policy=gate_policy,
             slow_callback_ms=_float(env, "ASYNCIO_SLOW_CALLBACK_MS", 0.0),
+            loop_watchdog_ms=_float(env, "LOOP_WATCHDOG_MS", 0.0),
             stt=stt_settings_from_env(env),
             llm=llm_settings_from_env(env),
             playbook_enabled=_bool(env, "PLAYBOOK_ENABLED", True),

@@ -661,8 +661,11 @@ def create_app(
         # every few minutes. Collected once here, then moved out of the collector's sight.
         gc.collect()
         gc.freeze()
-        if slow_ms > 0:  # once the models are loaded: start-up is allowed to hold the loop
-            state["loopwatch"] = LoopWatchdog(asyncio.get_running_loop(), slow_ms / 1000)
+        # The watchdog (alone, or beside asyncio's debug mode, which slows the loop itself) starts
+        # once the models are loaded: start-up is allowed to hold the loop.
+        watch_ms = settings.loop_watchdog_ms or slow_ms
+        if watch_ms > 0:
+            state["loopwatch"] = LoopWatchdog(asyncio.get_running_loop(), watch_ms / 1000)
             state["loopwatch"].start()
         if on_ready is not None:
             result = on_ready(container)
