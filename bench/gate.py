@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from balto.adapters.faster_whisper import WhisperTranscriber, load_whisper_model
-from balto.adapters.silero_gate import load_silero_gate
+from balto.adapters.silero_gate import FRAME_MS, load_silero_gate
 from balto.domain.vad import SpeechGatePolicy
 from balto.evaluation import word_errors
 from bench.audio import RATE, build_conversation, utterances
@@ -89,7 +89,6 @@ def short_pieces() -> list[np.ndarray]:
 
 
 def report(rows: list[dict[str, Any]], references: dict[str, str], pieces: list[np.ndarray]) -> dict[str, Any]:
-    frame_ms = 32.0
     whisper_total = sum(r["whisper_cpu_s"] for r in rows)
 
     def wer(keep: list[bool]) -> dict[str, float]:
@@ -123,7 +122,7 @@ def report(rows: list[dict[str, Any]], references: dict[str, str], pieces: list[
     }
     for threshold, min_ms in SETTINGS:
         policy = SpeechGatePolicy(threshold, min_ms)
-        keep = [policy.passes(r["probabilities"], frame_ms) for r in rows]
+        keep = [policy.passes(r["probabilities"], FRAME_MS) for r in rows]
         result["settings"].append(
             {
                 "threshold": threshold,
@@ -141,7 +140,7 @@ def report(rows: list[dict[str, Any]], references: dict[str, str], pieces: list[
                 "whisper_cpu_left": round(
                     sum(r["whisper_cpu_s"] for r, k in zip(rows, keep, strict=True) if k) / whisper_total, 3
                 ),
-                "short_pieces_passed": round(float(np.mean([policy.passes(p, frame_ms) for p in pieces])), 3),
+                "short_pieces_passed": round(float(np.mean([policy.passes(p, FRAME_MS) for p in pieces])), 3),
             }
         )
     return result

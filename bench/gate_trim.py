@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from balto.adapters.faster_whisper import WhisperTranscriber, load_whisper_model
-from balto.adapters.silero_gate import WINDOW
+from balto.adapters.silero_gate import FRAME_MS, WINDOW
 from balto.domain.vad import SpeechGatePolicy
 from balto.evaluation import word_errors
 from bench.audio import RATE
@@ -38,7 +38,7 @@ def main() -> None:
     changed = kept = 0
     for row in rows:
         row["as_cut"] = row["trimmed"] = ""
-        if not policy.passes(row["probabilities"], 1000 * WINDOW / RATE):
+        if not policy.passes(row["probabilities"], FRAME_MS):
             continue
         kept += 1
         pcm = row["pcm"]

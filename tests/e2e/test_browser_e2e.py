@@ -5,7 +5,6 @@ Screenshots of both pages go to tests/artifacts/."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import re
 import tempfile
@@ -15,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import sqlalchemy as sa
 
 from balto.adapters.ffmpeg import decode_audio_file
 from balto.evaluation import wer
 from tests.e2e.conftest import balto
 from tests.support.audio import fixture_manifest
 from tests.support.browser import ARTIFACTS
+from tests.support.postgres import poll_rows
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -154,28 +153,14 @@ async def test_counter_page_streams_the_microphone_and_the_console_lists_it(brow
         await counter.screenshot(path=str(screenshot_path("balcao-falha.png")), full_page=True)
         raise AssertionError(f"{exc}\nserver log:\n{server_log(server)}") from exc
 
-    # The server writes through a queue (README, "Durability"): the last rows may land a moment after
-    # the page says the session ended.
-    deadline = time.monotonic() + 10
-    while True:
-        async with db.connect() as conn:
-            rows = (
-                (
-                    await conn.execute(
-                        sa.text(
-                            "SELECT uuid::text AS uuid, transcricao, playbook_sugestoes, ia_status, "
-                            "recomendacao_gerada, ts_trans_sent, ts_playbook_sent "
-                            "FROM interacoes WHERE balcao_id = :b ORDER BY id"
-                        ),
-                        {"b": balcao},
-                    )
-                )
-                .mappings()
-                .all()
-            )
-        if any(r["ia_status"] == "ok" for r in rows) or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.1)
+    # The last rows may land a moment after the page says the session ended (the write queue).
+    rows = await poll_rows(
+        db,
+        "SELECT uuid::text AS uuid, transcricao, playbook_sugestoes, ia_status, recomendacao_gerada, "
+        "ts_trans_sent, ts_playbook_sent FROM interacoes WHERE balcao_id = :b ORDER BY id",
+        {"b": balcao},
+        lambda rows: any(r["ia_status"] == "ok" for r in rows),
+    )
     spoken = " ".join(r["transcricao"] or "" for r in rows)
     assert re.search(r"dor de cabe", spoken, re.IGNORECASE), spoken
     assert any(r["playbook_sugestoes"] and r["ts_playbook_sent"] for r in rows)

@@ -8,7 +8,7 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,20 +68,26 @@ async def embeddings_are_vectors(url: str) -> bool:
     return str(column_type).startswith("vector")
 
 
-async def stored_rows(db: Any, conexao_id: str, messages: list[dict], timeout_s: float = 10.0) -> list[dict]:
-    """A connection's `interacoes` rows in the order stored, once as many as its `encerrado` frame
-    counted are in the table: the server writes through a queue (README, "Durability"), so the frame
-    can reach the client a moment before the last rows land."""
+async def poll_rows(
+    db: Any, query: str, params: dict[str, Any], done: Callable[[list[dict]], bool], timeout_s: float = 10.0
+) -> list[dict]:
+    """The rows `query` returns once `done` says they are all there, or at `timeout_s`: the server
+    writes through a queue (README, "Durability"), so the last rows land a moment after the client
+    has been told the session ended."""
     import sqlalchemy as sa
 
-    told = next(m["interacoes"] for m in reversed(messages) if m.get("comando") == "encerrado")
     deadline = time.monotonic() + timeout_s
     while True:
         async with db.connect() as conn:
-            result = await conn.execute(
-                sa.text("SELECT * FROM interacoes WHERE conexao_id = :c ORDER BY id"), {"c": conexao_id}
-            )
-            rows = [dict(r) for r in result.mappings().all()]
-        if len(rows) >= told or time.monotonic() > deadline:
+            rows = [dict(r) for r in (await conn.execute(sa.text(query), params)).mappings().all()]
+        if done(rows) or time.monotonic() > deadline:
             return rows
         await asyncio.sleep(0.05)
+
+
+async def stored_rows(db: Any, conexao_id: str, messages: list[dict], timeout_s: float = 10.0) -> list[dict]:
+    """A connection's `interacoes` rows in the order stored, once as many as its `encerrado` frame
+    counted are in the table."""
+    told = next(m["interacoes"] for m in reversed(messages) if m.get("comando") == "encerrado")
+    query = "SELECT * FROM interacoes WHERE conexao_id = :c ORDER BY id"
+    return await poll_rows(db, query, {"c": conexao_id}, lambda rows: len(rows) >= told, timeout_s)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 
 RATE = 16_000
 WINDOW = 512  # samples per Silero frame at 16 kHz
+FRAME_MS = WINDOW * 1000 / RATE  # 32 ms
 
 
 class SileroSpeechGate(SpeechGate):
@@ -32,7 +34,7 @@ class SileroSpeechGate(SpeechGate):
 
     @property
     def frame_ms(self) -> float:
-        return WINDOW * 1000 / RATE
+        return FRAME_MS
 
     def probabilities(self, pcm: np.ndarray) -> np.ndarray:
         audio = pcm.astype(np.float32) / 32768.0
@@ -50,8 +52,6 @@ class SileroSpeechGate(SpeechGate):
 
 def load_silero_gate() -> SileroSpeechGate:
     """The model from faster-whisper's package assets; fails loudly if onnxruntime is missing."""
-    import os
-
     from faster_whisper.utils import get_assets_path
     from faster_whisper.vad import SileroVADModel
 

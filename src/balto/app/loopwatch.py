@@ -3,7 +3,7 @@ log where it is (its Python stack), once per stall.
 
 asyncio's debug mode says *which* callback was slow, after the fact; this says *what line* the loop
 thread was on while it was stuck, which is what tells a long computation on the loop from a thread
-that holds the GIL. Used with ASYNCIO_SLOW_CALLBACK_MS (measuring, not serving).
+that holds the GIL. Started by LOOP_WATCHDOG_MS or ASYNCIO_SLOW_CALLBACK_MS (diagnosing, not serving).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ class LoopWatchdog:
         self._threshold = threshold_s
         self._period = period_s
         self._beat = time.monotonic()
+        self._gc_started = 0.0
         self._loop_thread = threading.get_ident()
         self._stop = threading.Event()
         self._handle: asyncio.TimerHandle | None = None
@@ -51,7 +52,7 @@ class LoopWatchdog:
         if phase == "start":
             self._gc_started = time.perf_counter()
             return
-        took = time.perf_counter() - getattr(self, "_gc_started", time.perf_counter())
+        took = time.perf_counter() - self._gc_started
         if took > self._threshold:
             log.warning(
                 "garbage collection of generation %d took %.0f ms (%d collected, %d tracked objects)",
