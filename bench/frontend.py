@@ -52,9 +52,65 @@ def encode_webm(pcm: np.ndarray) -> bytes:
 
 
 def pieces_of(data: bytes, duration_s: float) -> list[bytes]:
+    """Raw PCM in equal pieces of TIMESLICE_S (bytes are time for PCM)."""
     count = max(1, round(duration_s / TIMESLICE_S))
     size = -(-len(data) // count)
     return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+_SEGMENT, _CLUSTER, _TIMECODE, _SIMPLE_BLOCK, _BLOCK_GROUP = 0x18538067, 0x1F43B675, 0xE7, 0xA3, 0xA0
+
+
+def _vint(data: bytes, pos: int, keep_marker: bool = False) -> tuple[int, int]:
+    """An EBML variable-length integer at `pos`: (value, length in bytes)."""
+    first, length, mask = data[pos], 1, 0x80
+    while length <= 8 and not first & mask:
+        mask >>= 1
+        length += 1
+    value = first if keep_marker else first & (mask - 1)
+    for byte in data[pos + 1 : pos + length]:
+        value = (value << 8) | byte
+    return value, length
+
+
+def webm_pieces(data: bytes, timeslice_s: float = TIMESLICE_S, frame_s: float = 0.02) -> list[bytes]:
+    """A WebM file cut as MediaRecorder hands it over: every `timeslice_s`, the blocks whose audio has
+    been captured by then (whole blocks; the header goes with the first piece, anything after the
+    last block with the last piece).
+
+    Cutting the bytes into equal pieces instead does not follow time: Opus spends more bytes on speech
+    than on pauses, so the end of a sentence would reach the server up to a few hundred ms late.
+    """
+    cuts: list[tuple[float, int]] = []  # (audio time at which a block is complete, byte offset after it)
+    pos, cluster_ms = 0, 0
+    while pos < len(data):
+        element, id_len = _vint(data, pos, keep_marker=True)
+        size, size_len = _vint(data, pos + id_len)
+        body = pos + id_len + size_len
+        if element in (_SEGMENT, _CLUSTER):  # masters whose children are walked in place
+            pos = body
+            continue
+        if element == _TIMECODE:
+            cluster_ms = int.from_bytes(data[body : body + size], "big")
+        elif element in (_SIMPLE_BLOCK, _BLOCK_GROUP):
+            block = body
+            if element == _BLOCK_GROUP:  # its first child is the Block (0xA1)
+                _, child_id_len = _vint(data, body, keep_marker=True)
+                _, child_size_len = _vint(data, body + child_id_len)
+                block = body + child_id_len + child_size_len
+            _, track_len = _vint(data, block)
+            relative = int.from_bytes(data[block + track_len : block + track_len + 2], "big", signed=True)
+            cuts.append(((cluster_ms + relative) / 1000 + frame_s, body + size))
+        pos = body + size
+    pieces: list[bytes] = []
+    start = ready = 0  # where the next piece starts; the end of the blocks complete so far
+    for end_s, offset in cuts:
+        while end_s > (len(pieces) + 1) * timeslice_s + 1e-6:
+            pieces.append(data[start:ready])  # this slice's blocks (and the header, in the first)
+            start = ready
+        ready = offset
+    pieces.append(data[start:])
+    return pieces
 
 
 async def run_stream(pieces: list[bytes], fmt: str, speed: float, cleaner: NoiseReduceCleaner | None) -> int:
@@ -166,7 +222,7 @@ def main() -> None:
     audio_s = conversation.duration_s
     streams = {"pcm": pieces_of(conversation.pcm.astype("<i2").tobytes(), audio_s)}
     if "webm" in args.formats:
-        streams["webm"] = pieces_of(encode_webm(conversation.pcm), audio_s)
+        streams["webm"] = webm_pieces(encode_webm(conversation.pcm))
     results = []
     for fmt in args.formats:
         for clean in [False, True] if args.cleaner else [False]:

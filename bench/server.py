@@ -49,9 +49,11 @@ import numpy as np
 import psutil
 from tests.support.live_server import free_port
 
+from balto.app.container import single_thread_blas
+from balto.app.settings import Settings
 from balto.evaluation import word_errors
 from bench.audio import RATE, Conversation, build_conversation, real_audio_dir
-from bench.frontend import encode_webm, run_stream
+from bench.frontend import TIMESLICE_S, encode_webm, run_stream, webm_pieces
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_P95_S = 1.5
@@ -74,10 +76,7 @@ def make_pieces(conversation: Conversation, fmt: str) -> tuple[list[bytes], floa
         step = RATE // 10
         pcm = conversation.pcm
         return [pcm[i : i + step].astype("<i2").tobytes() for i in range(0, pcm.size, step)], 0.1
-    data = encode_webm(conversation.pcm)
-    count = max(1, round(conversation.duration_s / 0.25))
-    size = -(-len(data) // count)
-    return [data[i : i + size] for i in range(0, len(data), size)], conversation.duration_s / count
+    return webm_pieces(encode_webm(conversation.pcm), TIMESLICE_S), TIMESLICE_S
 
 
 async def stream_counter(url: str, counter: Counter, start_delay_s: float) -> None:
@@ -311,25 +310,30 @@ def frontend_alone(pieces: list[bytes], audio_s: float) -> dict[str, Any]:
     return {"cpu_s_per_audio_s": round((process_cpu_s() - before) / audio_s, 5), "segments": segments}
 
 
-def transcription_breakdown(conversations: list[Conversation], threads: int, window_s: float) -> dict[str, Any]:
+def transcription_breakdown(conversations: list[Conversation], settings: Settings) -> dict[str, Any]:
     """The transcription alone, and the offline floor and accuracy baseline.
 
-    - per segment: the first conversation's VAD segments through the production WhisperTranscriber,
-      one Whisper window each (the server's encoder window), as one counter alone gets them;
+    - per segment: the first conversation's VAD segments through the production WhisperTranscriber
+      with the server's own settings (threads per decode, encoder window, beam), one at a time, as
+      one counter alone gets them;
     - whole file: each conversation transcribed offline as one file with faster-whisper's defaults
-      (language pt): its CPU cost is the floor the live server approaches, and its WER the accuracy
-      the live transcripts must not fall below.
+      (language pt) on every core: its CPU cost is the floor the live server approaches, and its WER
+      (kept per recording, so each level compares with the same recordings) the accuracy the live
+      transcripts must not fall below.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     from balto.adapters.faster_whisper import WhisperTranscriber, load_whisper_model
     from bench.cleaner import segment
 
-    model = load_whisper_model("base", Path.home() / ".cache" / "balto" / "models", "int8", threads)
+    cache = Path.home() / ".cache" / "balto" / "models"
+    model = load_whisper_model("base", cache, settings.stt_compute_type, settings.stt_cpu_threads)
     first = conversations[0]
     segments = segment(first.pcm)
     executor = ThreadPoolExecutor(1)
-    transcriber = WhisperTranscriber(model, executor, language="pt", pack=False, window_s=window_s)
+    transcriber = WhisperTranscriber(
+        model, executor, language="pt", beam_size=settings.stt_beam_size, window_s=settings.stt_window_s
+    )
 
     async def each() -> None:
         for seg in segments:
@@ -340,15 +344,17 @@ def transcription_breakdown(conversations: list[Conversation], threads: int, win
     per_segment = process_cpu_s() - before
     executor.shutdown()
 
-    errors = words = 0
+    offline_model = load_whisper_model("base", cache, settings.stt_compute_type, os.cpu_count() or 1)
+    per_recording = []
     audio_s = 0.0
     before = process_cpu_s()
     for conversation in conversations:
-        decoded, _ = model.transcribe(conversation.pcm.astype(np.float32) / 32768.0, language="pt")
+        decoded, _ = offline_model.transcribe(conversation.pcm.astype(np.float32) / 32768.0, language="pt")
         text = " ".join(s.text for s in decoded)
-        e, w = word_errors(conversation.text, text)
-        errors, words, audio_s = errors + e, words + w, audio_s + conversation.duration_s
+        per_recording.append(word_errors(conversation.text, text))
+        audio_s += conversation.duration_s
     whole = process_cpu_s() - before
+    errors, words = (sum(column) for column in zip(*per_recording, strict=True))
     return {
         "per_segment": {
             "segments": len(segments),
@@ -359,8 +365,21 @@ def transcription_breakdown(conversations: list[Conversation], threads: int, win
             "recordings": len(conversations),
             "cpu_s_per_audio_s": round(whole / audio_s, 4),
             "wer": round(errors / words, 4) if words else None,
+            "errors_words_per_recording": per_recording,
         },
     }
+
+
+def offline_wer_of_first(breakdown: dict[str, Any] | None, n: int) -> float | None:
+    """The offline whole-file WER of the recordings the first `n` counters streamed (None if not all
+    of them were transcribed offline)."""
+    if breakdown is None:
+        return None
+    rows = breakdown["offline_whole_file"]["errors_words_per_recording"]
+    if n > len(rows):
+        return None
+    errors, words = (sum(column) for column in zip(*rows[:n], strict=True))
+    return round(errors / words, 4) if words else None
 
 
 ADMIN_KEY = "bench-admin"
@@ -413,17 +432,39 @@ def slow_callbacks(log_text: str) -> dict[str, Any]:
     }
 
 
+def scrape(server: Server) -> dict[str, float]:
+    """The server's /metrics samples (empty if it does not answer)."""
+    from balto.app.metrics import parse
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=10) as response:
+            return parse(response.read().decode())
+    except OSError:
+        return {}
+
+
+def early_starts(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:
+    """Segments heard during the hang-over in this level: kept (the segment closed as heard) or not."""
+    out = {}
+    for outcome, label in (("used", "usado"), ("dropped", "descartado")):
+        name = f'balto_early_starts_total{{resultado="{label}"}}'
+        out[outcome] = int(after.get(name, 0.0) - before.get(name, 0.0))
+    return out
+
+
 async def run_level(server: Server, counters: list[Counter]) -> dict[str, Any]:
     log_offset = server.log.stat().st_size
+    metrics_before = scrape(server)
     cpu_before, _ = server.usage()
     pg_before = server.postgres_cpu()
-    peak_rss = 0
+    peak_rss = peak_pss = 0
     stop = asyncio.Event()
 
     async def sample() -> None:
-        nonlocal peak_rss
+        nonlocal peak_rss, peak_pss
         while not stop.is_set():
             peak_rss = max(peak_rss, server.usage()[1])
+            peak_pss = max(peak_pss, server.pss())
             await asyncio.sleep(1.0)
 
     sampler = asyncio.create_task(sample())
@@ -437,6 +478,7 @@ async def run_level(server: Server, counters: list[Counter]) -> dict[str, Any]:
     audio_s = sum(c.conversation.duration_s for c in counters if not c.error)
     result = analyse(counters)
     result["server_stages_ms"] = server_stages(server, sum(len(c.conversation.spans) for c in counters) * 2)
+    result["early_starts"] = early_starts(metrics_before, scrape(server))
     first = counters[0]
     result["first_counter"] = {  # what one counter heard, for auditing the figures by hand
         "script": [
@@ -452,6 +494,9 @@ async def run_level(server: Server, counters: list[Counter]) -> dict[str, Any]:
             "wall_s": round(wall, 1),
             "server_cpu_s_per_audio_s": round((cpu_after - cpu_before) / audio_s, 4) if audio_s else None,
             "postgres_cpu_s_per_audio_s": round((server.postgres_cpu() - pg_before) / audio_s, 4) if audio_s else None,
+            # PSS counts the pages the ffmpeg children share (their binary, libraries) once; RSS once
+            # per child, which overstates what N counters take.
+            "server_peak_pss_mb": round(peak_pss / 1e6, 1),
             "server_peak_rss_mb": round(peak_rss / 1e6, 1),
         }
     )
@@ -527,6 +572,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    single_thread_blas()  # as the server does: the offline baseline pays no spinning BLAS thread either
 
     from tests.support.openai_server import OpenAIServer, OpenAIStub, Reply
 
@@ -593,8 +639,9 @@ def main() -> None:
                 print(
                     f"N={n:>3}  transcript p50 {t['p50']} p95 {t['p95']} max {t['max']}  "
                     f"transcribed {level['transcribed_fraction']}  CPU-s/audio-s {level['server_cpu_s_per_audio_s']}  "
-                    f"RSS {level['server_peak_rss_mb']} MB  live WER {level['live_wer']}  "
-                    f"failed {level['failed_counters']}",
+                    f"PSS {level['server_peak_pss_mb']} MB (RSS {level['server_peak_rss_mb']})  "
+                    f"live WER {level['live_wer']}  "
+                    f"failed {level['failed_counters']}  early starts {level['early_starts']}",
                     flush=True,
                 )
                 ok = t["p95"] is not None and t["p95"] <= TARGET_P95_S and level["transcribed_fraction"] == 1.0
@@ -607,8 +654,9 @@ def main() -> None:
     if not args.no_breakdown:
         print("transcription alone and the offline whole-file baseline...", flush=True)
         wer_set = [recordings[i][0] for i in range(min(args.wer_recordings, most))]
-        window_s = float(dict(item.split("=", 1) for item in args.env).get("STT_WINDOW_S", 15.0))
-        breakdown = transcription_breakdown(wer_set, os.cpu_count() or 1, window_s)
+        breakdown = transcription_breakdown(wer_set, Settings.from_env(env))
+        for level in levels:
+            level["offline_wer_same_recordings"] = offline_wer_of_first(breakdown, level["counters"])
 
     passing = [
         lv["counters"]
@@ -635,14 +683,14 @@ def main() -> None:
     (args.out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     plot(levels, args.out / f"{stem}.png")
     print()
-    header = ("N", "p50", "p95", "max", "card p95", "transcribed", "CPU-s/audio-s", "RSS MB", "live WER")
-    print("{:>4} {:>6} {:>6} {:>6} {:>9} {:>12} {:>14} {:>8} {:>9}".format(*header))
+    header = ("N", "p50", "p95", "max", "card p95", "transcribed", "CPU-s/audio-s", "PSS MB", "live WER", "offline")
+    print("{:>4} {:>6} {:>6} {:>6} {:>9} {:>12} {:>14} {:>8} {:>9} {:>8}".format(*header))
     for lv in levels:
         t, c = lv["end_of_speech_to_transcript_s"], lv["end_of_speech_to_recomendar_s"]
         print(
             f"{lv['counters']:>4} {t['p50']!s:>6} {t['p95']!s:>6} {t['max']!s:>6} {c['p95']!s:>9} "
             f"{lv['transcribed_fraction']!s:>12} {lv['server_cpu_s_per_audio_s']!s:>14} "
-            f"{lv['server_peak_rss_mb']:>8} {lv['live_wer']!s:>9}"
+            f"{lv['server_peak_pss_mb']:>8} {lv['live_wer']!s:>9} {lv.get('offline_wer_same_recordings')!s:>8}"
         )
     if breakdown:
         offline = breakdown["offline_whole_file"]
