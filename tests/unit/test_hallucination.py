@@ -11,6 +11,7 @@ from balto.domain.transcription import (
     Suppression,
     compression_ratio,
     cut_repetition_loop,
+    is_phantom_phrase,
     judge_segment,
     min_duration_s,
     normalize_language,
@@ -165,6 +166,14 @@ def test_subtitle_credits_on_a_short_noise_burst_are_dropped():
     verdict = judge_segment(seg("Legendas pela comunidade Amara.org", 0.35, -0.8), audio)
     assert verdict.dropped
     assert verdict.reason in (Suppression.PHANTOM_PHRASE, Suppression.TOO_FAST)
+
+
+@pytest.mark.parametrize("text", ["E aí? E aí?", "Obrigado. Obrigado.", "Muito obrigado! Muito obrigado!"])
+def test_a_phantom_phrase_said_over_and_over_on_weak_evidence_is_the_phrase(text):
+    verdict = judge_segment(seg(text, 0.55, -0.6), LOUD)
+    assert verdict.dropped and verdict.reason is Suppression.PHANTOM_PHRASE
+    assert is_phantom_phrase(text)
+    assert not is_phantom_phrase("E aí, tudo bem?") and not is_phantom_phrase("Obrigado, obrigado, doutor")
 
 
 def test_a_phantom_phrase_inside_a_longer_sentence_is_ordinary_speech():

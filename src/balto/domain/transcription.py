@@ -161,7 +161,7 @@ def judge_segment(segment: DecodedSegment, audio: AudioEvidence) -> Verdict:
        (repetition_loop), else keep the text up to the loop's first turn (loop_cut); a text still
        too repetitive after the cut is dropped (compression_ratio);
     3. the text needs more time than the audio lasts at 12.5 syllables a second -> drop (too_fast);
-    4. the whole text is a known phantom phrase AND the audio evidence is weak (no_speech_prob >= 0.5,
+    4. the whole text is a known phantom phrase (or one repeated) AND the audio evidence is weak (no_speech_prob >= 0.5,
        loud frames under -45 dBFS, or less active sound than the phrase needs) -> drop
        (phantom_phrase). A clear "Obrigado." is kept.
     """
@@ -195,7 +195,7 @@ def judge_segment(segment: DecodedSegment, audio: AudioEvidence) -> Verdict:
     if audio.duration_s < needed:
         return Verdict("", Suppression.TOO_FAST, f"{needed:.2f} s of speech in {audio.duration_s:.2f} s of audio")
 
-    if normalize_phrase(text) in PHANTOM_PHRASES:
+    if is_phantom_phrase(text):
         weak = _weak_evidence(nsp, audio, needed)
         if weak:
             return Verdict("", Suppression.PHANTOM_PHRASE, f"{signals}; weak evidence: {', '.join(weak)}")
@@ -205,6 +205,18 @@ def judge_segment(segment: DecodedSegment, audio: AudioEvidence) -> Verdict:
 
 def judge_segments(segments: Sequence[DecodedSegment], audio: AudioEvidence) -> list[Verdict]:
     return [judge_segment(segment, audio) for segment in segments]
+
+
+def is_phantom_phrase(text: str) -> bool:
+    """The whole text is a known phantom phrase, said once or repeated back to back ("E aí? E aí?")."""
+    words = normalize_phrase(text).split()
+    for size in range(1, len(words) + 1):
+        if len(words) % size:
+            continue
+        unit = words[:size]
+        if " ".join(unit) in PHANTOM_PHRASES and words == unit * (len(words) // size):
+            return True
+    return False
 
 
 def _weak_evidence(no_speech_prob: float, audio: AudioEvidence, needed_s: float) -> list[str]:
