@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from balto.adapters.torch_threads import use_torch_threads
 from balto.domain.speaker import EmbeddingError, unit
 from balto.ports.inference import SpeakerEmbedder
 
@@ -32,8 +33,9 @@ class ResemblyzerEmbedder(SpeakerEmbedder):
     """Speech in, Resemblyzer's utterance embedding out: the unit mean of its 1.6 s partial embeddings,
     after the same volume normalisation and long-silence trimming resemblyzer's `preprocess_wav` does."""
 
-    def __init__(self, encoder: Any, mel_basis: np.ndarray, name: str = "resemblyzer") -> None:
+    def __init__(self, encoder: Any, mel_basis: np.ndarray, name: str = "resemblyzer", threads: int = 0) -> None:
         self._encoder = encoder
+        self._threads = threads
         self._mel_basis = mel_basis.astype(np.float32)
         self._window = _hann(N_FFT)
         self._name = name
@@ -52,6 +54,7 @@ class ResemblyzerEmbedder(SpeakerEmbedder):
 
         if pcm.ndim != 1 or pcm.size < HOP:
             raise EmbeddingError(f"expected at least {HOP} mono samples, got shape {pcm.shape}")
+        use_torch_threads(self._threads)  # this call's thread: usually the speaker executor's
         wav = pcm.astype(np.float32) / 32768.0
         if not np.any(wav):
             raise EmbeddingError("silent audio has no voice to embed")
@@ -88,8 +91,6 @@ def load_resemblyzer(weights: Path | None = None, threads: int = 1) -> Resemblyz
     """Load the encoder (the wheel's weights, or a compatible `.pt`), once per process; slow (seconds)."""
     import warnings
 
-    import torch
-
     with warnings.catch_warnings():
         # resemblyzer imports scipy.ndimage.morphology (deprecated since SciPy 1.8) and webrtcvad,
         # which imports pkg_resources (deprecated in setuptools 80).
@@ -98,9 +99,8 @@ def load_resemblyzer(weights: Path | None = None, threads: int = 1) -> Resemblyz
         import librosa
         from resemblyzer import VoiceEncoder
 
-    if threads > 0:
-        # Whisper runs beside it; one thread per embedding keeps them from fighting over the cores.
-        torch.set_num_threads(threads)
+    # Whisper runs beside it; one thread per embedding keeps them from fighting over the cores.
+    use_torch_threads(threads)
     weights = weights.expanduser() if weights is not None else None
     if weights is not None and not weights.is_file():
         raise FileNotFoundError(f"SPEAKER_MODEL: no Resemblyzer weights file at {weights}")
@@ -108,7 +108,7 @@ def load_resemblyzer(weights: Path | None = None, threads: int = 1) -> Resemblyz
     encoder.eval()
     mel_basis = librosa.filters.mel(sr=RATE, n_fft=N_FFT, n_mels=N_MELS)
     name = "resemblyzer" if weights is None else f"resemblyzer:{weights.name}"
-    embedder = ResemblyzerEmbedder(encoder, mel_basis, name)
+    embedder = ResemblyzerEmbedder(encoder, mel_basis, name, threads)
     # The first pass through the LSTM allocates and picks kernels; pay that here, not on a customer.
     rng = np.random.default_rng(0)
     embedder.embed((rng.standard_normal(RATE) * 3000).astype(np.int16))

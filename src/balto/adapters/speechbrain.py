@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from balto.adapters.torch_threads import use_torch_threads
 from balto.domain.speaker import EmbeddingError, unit
 from balto.ports.inference import SpeakerEmbedder
 
@@ -29,8 +30,9 @@ MIN_SAMPLES = RATE // 10  # ECAPA's convolutions need a few frames
 class SpeechBrainEmbedder(SpeakerEmbedder):
     """Speech in, ECAPA-TDNN's x-vector (192-d for spkrec-ecapa-voxceleb) out, unit-normalised."""
 
-    def __init__(self, classifier: Any, dim: int, name: str) -> None:
+    def __init__(self, classifier: Any, dim: int, name: str, threads: int = 0) -> None:
         self._classifier = classifier
+        self._threads = threads
         self._dim = dim
         self._name = name
 
@@ -49,6 +51,7 @@ class SpeechBrainEmbedder(SpeakerEmbedder):
             raise EmbeddingError(f"expected at least {MIN_SAMPLES} mono samples, got shape {pcm.shape}")
         if not np.any(pcm):
             raise EmbeddingError("silent audio has no voice to embed")
+        use_torch_threads(self._threads)  # this call's thread: usually the speaker executor's
         wav = torch.from_numpy(pcm.astype(np.float32) / 32768.0).unsqueeze(0)
         with torch.inference_mode():
             embedding = self._classifier.encode_batch(wav).reshape(-1).numpy()
@@ -76,8 +79,7 @@ def load_speechbrain(source: str, cache_dir: Path, threads: int = 1) -> SpeechBr
     import torch
     from speechbrain.inference.speaker import EncoderClassifier
 
-    if threads > 0:
-        torch.set_num_threads(threads)
+    use_torch_threads(threads)
     if local:
         savedir, name = path, f"speechbrain:{path.name}"
     else:
@@ -92,6 +94,6 @@ def load_speechbrain(source: str, cache_dir: Path, threads: int = 1) -> SpeechBr
     probe = (np.random.default_rng(0).standard_normal(RATE) * 3000).astype(np.int16)
     with torch.inference_mode():
         dim = int(classifier.encode_batch(torch.from_numpy(probe.astype(np.float32) / 32768.0).unsqueeze(0)).numel())
-    embedder = SpeechBrainEmbedder(classifier, dim, name)
+    embedder = SpeechBrainEmbedder(classifier, dim, name, threads)
     log.info("speaker embedder %s loaded (%d-d) from %s", name, dim, source)
     return embedder
