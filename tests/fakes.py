@@ -20,7 +20,7 @@ from balto.domain.interaction import (
     Transcript,
 )
 from balto.domain.keys import ApiKey, generate_key, hash_key, key_prefix
-from balto.domain.speaker import EmbeddingError, SpeakerMatch, SpeakerProfile, unit
+from balto.domain.speaker import EmbeddingError, SpeakerMatch, SpeakerProfile, Voice, unit
 from balto.domain.vad import FRAME_SAMPLES, frame_rms
 from balto.ports.audio import SpeechDetector
 from balto.ports.inference import Recommender, SpeakerEmbedder, SpeakerIdentifier, Transcriber
@@ -218,12 +218,19 @@ class FakeSpeechGate:
 
 
 class FakeSpeakerIdentifier(SpeakerIdentifier):
+    """Hears every segment (its size stands in for the embedding) and says it was `match`."""
+
     def __init__(self, match: SpeakerMatch) -> None:
         self.match = match
-        self.calls: list[tuple[int, str]] = []
+        self.listened: list[int] = []  # sizes of the segments embedded, early ones included
+        self.calls: list[tuple[int, str]] = []  # (size, balcao) of the segments identified
 
-    async def add_segment(self, pcm: np.ndarray, balcao_id: str) -> SpeakerMatch:
-        self.calls.append((pcm.size, balcao_id))
+    async def listen(self, pcm: np.ndarray) -> Voice | None:
+        self.listened.append(pcm.size)
+        return Voice(np.array([float(pcm.size)], dtype=np.float32), pcm.size / 16_000)
+
+    async def identify(self, voice: Voice, balcao_id: str) -> SpeakerMatch:
+        self.calls.append((int(voice.embedding[0]), balcao_id))
         return self.match
 
 

@@ -121,3 +121,26 @@ async def test_a_packed_segment_left_without_words_is_heard_again_alone(packing,
     assert packing.windows == 1 and packing.packed_segments == 2 and packing.redecoded == 1
     assert wer(said_first, results[0].text) <= 0.5, results[0].text
     assert wer(said_second, results[1].text) <= 0.5, results[1].text
+
+
+async def test_a_worker_counts_as_busy_from_the_request_until_its_decode_ends(whisper_model):
+    """What an early start asks before it takes a worker (LocalWorkers): decodes handed over and not
+    finished, queued ones included; one cancelled before it started is given back at once."""
+    executor = ThreadPoolExecutor(2)
+    transcriber = WhisperTranscriber(whisper_model, executor, language="pt", workers=2)
+    try:
+        assert (transcriber.workers, transcriber.idle_workers()) == (2, 2)
+        pcm, text = utterance(0)
+        first = asyncio.create_task(transcriber.transcribe(pcm))
+        await asyncio.sleep(0)
+        assert transcriber.idle_workers() == 1
+        second = asyncio.create_task(transcriber.transcribe(pcm))
+        queued = asyncio.create_task(transcriber.transcribe(pcm))
+        await asyncio.sleep(0)
+        assert transcriber.idle_workers() == 0
+        queued.cancel()
+        results = await asyncio.gather(first, second)
+        assert all(wer(text, r.text) <= 0.35 for r in results)
+        assert transcriber.idle_workers() == 2
+    finally:
+        executor.shutdown()

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 
 from balto.domain.vad import FRAME_MS, FRAME_SAMPLES, NoiseFloor, Segmenter, SegmenterConfig, VadPolicy
@@ -109,3 +111,58 @@ def test_noise_floor_is_a_low_percentile_of_recent_frames():
     for value in [300] * 10:
         floor.update(value)
     assert floor.level == 300
+
+
+EARLY = SegmenterConfig(
+    pre_roll_ms=90, hang_over_ms=450, min_speech_ms=150, max_segment_ms=3000, start_frames=3, warmup_ms=0, early_ms=150
+)
+
+
+def feed(segmenter: Segmenter, pattern: str, start: int = 0) -> tuple[list, list]:
+    """Frames one by one; after each, what closed and what was offered early."""
+    closed, early = [], []
+    for i, (frame, voiced) in enumerate(frames(pattern), start):
+        if (seg := segmenter.push(frame, voiced, received_at=1000.0 + i * FRAME_MS / 1000)) is not None:
+            closed.append((i, seg))
+        if (offer := segmenter.take_early()) is not None:
+            early.append((i, offer))
+    return closed, early
+
+
+def test_the_early_segment_is_the_closed_segment_offered_a_hang_over_sooner():
+    seg = Segmenter(config=EARLY)
+    closed, early = feed(seg, "." * 10 + "s" * 20 + "." * 20)
+    ((closed_at, segment),) = closed
+    ((offered_at, offer),) = early
+    assert offered_at == 29 + 5  # the 5th silent frame (150 ms)
+    assert closed_at == 29 + 15  # the 15th (450 ms)
+    assert (offer.start_s, offer.end_s, offer.speech_frames) == (segment.start_s, segment.end_s, segment.speech_frames)
+    assert np.array_equal(offer.pcm, segment.pcm)
+    assert offer.last_received_at == segment.last_received_at
+
+
+def test_speech_that_comes_back_makes_a_new_offer_for_the_longer_segment():
+    seg = Segmenter(config=EARLY)
+    closed, early = feed(seg, "." * 10 + "s" * 10 + "." * 8 + "s" * 10 + "." * 20)
+    ((_, segment),) = closed  # 240 ms of pause is under the hang-over: one segment
+    assert len(early) == 2
+    first, second = early[0][1], early[1][1]
+    assert first.end_s < second.end_s == segment.end_s
+    assert np.array_equal(second.pcm, segment.pcm)
+    assert seg.trailing_silence_ms == 0  # nothing open any more
+
+
+def test_trailing_silence_tells_whether_speech_came_back():
+    seg = Segmenter(config=EARLY)
+    feed(seg, "." * 10 + "s" * 10 + "." * 6)
+    assert seg.trailing_silence_ms == 6 * FRAME_MS
+    feed(seg, "s", start=26)
+    assert seg.trailing_silence_ms == 0
+
+
+def test_no_early_offer_when_off_or_for_a_click_that_will_be_dropped():
+    off = Segmenter(config=replace(EARLY, early_ms=0))
+    assert feed(off, "." * 10 + "s" * 20 + "." * 20)[1] == []
+    click = Segmenter(config=EARLY)
+    closed, early = feed(click, "." * 10 + "ssss" + "." * 20)  # 120 ms < min_speech_ms
+    assert closed == [] and early == []

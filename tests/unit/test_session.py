@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -519,3 +520,68 @@ async def test_a_failing_speech_gate_lets_every_segment_through():
     session, repo, _events, clock = make(["um", "dois"], speech_gate=gate)
     await stream(session, TWO_UTTERANCES, clock=clock)
     assert [r.transcricao for r in repo.rows] == ["um", "dois"]
+
+
+# -- early start: a segment heard during the VAD's hang-over ------------------------------------------------
+
+
+def sized(pcm: np.ndarray) -> str:
+    return f"{pcm.size} amostras"
+
+
+async def heard_with(early: bool | Callable[[], bool], pcm: np.ndarray):
+    transcriber = FakeTranscriber(sized)
+    speakers = FakeSpeakerIdentifier(SpeakerMatch("c1", 0.9, (SpeakerScore("c1", "Maria", "cliente", 0.9, 0.95),)))
+    session, repo, events, clock = make(
+        [],
+        transcriber=transcriber,
+        new_speaker_identifier=lambda: speakers,
+        early_start=early if callable(early) else (lambda: True) if early else None,
+    )
+    session.start()
+    for offset in range(0, pcm.size, 480):  # 30 ms pieces, as they come: the offer at 150 ms of silence
+        await session.feed(pcm[offset : offset + 480].tobytes())
+        for _ in range(10):  # let the front-end, and any early hearing, run before the next piece
+            await asyncio.sleep(0)
+        clock.advance(0.03)
+    await session.finish()
+    return session, repo, events, transcriber, speakers
+
+
+async def test_a_segment_heard_during_the_hang_over_is_the_segment_that_closes():
+    pcm = np.concatenate([silence(0.5), syllables(1.0), silence(1.0)])
+    session, repo, events, transcriber, speakers = await heard_with(True, pcm)
+    _, late_repo, late_events, late_transcriber, _ = await heard_with(False, pcm)
+
+    (row,), (late_row,) = repo.rows, late_repo.rows
+    assert session.early_started == session.early_used == 1
+    assert len(transcriber.calls) == 1 and np.array_equal(transcriber.calls[0], late_transcriber.calls[0])
+    assert row.transcricao == late_row.transcricao and (row.segmento_inicio, row.segmento_fim) == (
+        late_row.segmento_inicio,
+        late_row.segmento_fim,
+    )
+    assert [e.text for e in events] == [e.text for e in late_events]
+    # Requested before the segment closed (the hang-over had 300 ms to go), answered by then.
+    assert row.ts_trans_req < row.ts_segment_closed <= row.ts_trans_sent
+    assert late_row.ts_segment_closed <= late_row.ts_trans_req
+    assert speakers.listened == [transcriber.calls[0].size] and len(speakers.calls) == 1
+    assert row.speaker is not None
+
+
+async def test_speech_that_comes_back_drops_the_early_hearing_and_the_longer_segment_is_heard():
+    pcm = np.concatenate([silence(0.5), syllables(1.0), silence(0.3), syllables(1.0), silence(1.0)])
+    session, repo, _events, transcriber, speakers = await heard_with(True, pcm)
+    (row,) = repo.rows  # 300 ms is under the hang-over: one segment
+    assert (session.early_started, session.early_used) == (2, 1)
+    first, second = (call.size for call in transcriber.calls)
+    assert first < second
+    assert row.transcricao == f"{second} amostras"  # the dropped hearing's text went nowhere
+    assert speakers.listened == [first, second] and speakers.calls == [(second, "B1")]
+
+
+async def test_no_early_start_while_no_worker_is_free():
+    pcm = np.concatenate([silence(0.5), syllables(1.0), silence(1.0)])
+    session, repo, _events, transcriber, _ = await heard_with(lambda: False, pcm)
+    (row,) = repo.rows
+    assert session.early_started == 0 and len(transcriber.calls) == 1
+    assert row.ts_segment_closed <= row.ts_trans_req

@@ -308,3 +308,26 @@ def test_asking_for_an_embedder_that_is_not_installed_fails_at_start_up(monkeypa
 def test_the_loop_diagnostics_are_off_unless_asked_for():
     assert (Settings.from_env({}).loop_watchdog_ms, Settings.from_env({}).slow_callback_ms) == (0.0, 0.0)
     assert Settings.from_env({"LOOP_WATCHDOG_MS": "20"}).loop_watchdog_ms == 20.0
+
+
+def test_one_single_thread_decode_per_core_and_an_early_start_by_default(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    s = Settings.from_env({})
+    assert (s.stt_cpu_threads, s.stt_workers, s.stt_early_reserve) == (1, 4, 1)
+    assert (s.segmenter.early_ms, s.segmenter.hang_over_ms) == (150, 450)
+    assert Settings.from_env({"VAD_EARLY_START_MS": "0"}).segmenter.early_ms == 0
+    assert Settings.from_env({"VAD_EARLY_START_MS": "300", "VAD_HANG_OVER_MS": "600"}).segmenter.early_ms == 300
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"VAD_EARLY_START_MS": "60"},  # under the 120 ms tail: the early audio would not be the segment's
+        {"VAD_EARLY_START_MS": "450"},  # not before the hang-over closes the segment anyway
+        {"VAD_EARLY_START_MS": "200", "VAD_HANG_OVER_MS": "150"},
+        {"STT_EARLY_RESERVE": "-1"},
+    ],
+)
+def test_bad_early_start_values_fail_at_start_up_naming_the_variable(env):
+    with pytest.raises(SettingsError, match=next(iter(env))):
+        Settings.from_env(env)

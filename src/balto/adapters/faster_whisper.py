@@ -10,10 +10,11 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -29,12 +30,13 @@ from balto.domain.transcription import (
     pack_offsets,
     split_packed_words,
 )
-from balto.ports.inference import Transcriber, TranscriptionError
+from balto.ports.inference import LocalWorkers, Transcriber, TranscriptionError
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 # Whisper base (multilingual), converted for CTranslate2 and shipped on PyPI in two wheels because of
 # PyPI's file-size limit: model.bin is split in two parts.
@@ -141,7 +143,7 @@ class _Request:
     queued_at: float = field(default_factory=time.perf_counter)
 
 
-class WhisperTranscriber(Transcriber):
+class WhisperTranscriber(Transcriber, LocalWorkers):
     """Transcribes each segment once, on a bounded pool of `workers`, never on the event loop.
 
     faster-whisper's `transcribe` returns a lazy generator and the decoding happens while it is
@@ -181,6 +183,8 @@ class WhisperTranscriber(Transcriber):
         self._suppress = suppress_hallucinations
         self._pack = pack
         self._workers = max(1, workers)
+        self._busy = 0  # decodes handed to the executor and not finished (or cancelled) yet
+        self._busy_lock = threading.Lock()
         self._pending: list[_Request] = []
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -193,15 +197,36 @@ class WhisperTranscriber(Transcriber):
     def name(self) -> str:
         return "whisper"
 
+    @property
+    def workers(self) -> int:
+        return self._workers
+
+    def idle_workers(self) -> int:
+        with self._busy_lock:
+            return max(0, self._workers - self._busy)
+
+    async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """`fn(*args)` on the executor, counted as busy until it finishes or is cancelled unstarted."""
+        with self._busy_lock:
+            self._busy += 1
+        try:
+            future = self._executor.submit(fn, *args)
+        except BaseException:
+            self._release(None)
+            raise
+        future.add_done_callback(self._release)
+        return await asyncio.wrap_future(future)
+
+    def _release(self, _: object) -> None:
+        with self._busy_lock:
+            self._busy -= 1
+
     async def transcribe(self, pcm: np.ndarray, language: str | None = None) -> Transcript:
         if self._pack:
             return await self._enqueue(pcm, language or self._language)
-        loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
-            segments, lang, evidence = await loop.run_in_executor(
-                self._executor, self._decode, pcm, language or self._language
-            )
+            segments, lang, evidence = await self._run(self._decode, pcm, language or self._language)
         except Exception as exc:  # CTranslate2 raises plain RuntimeErrors; a shut-down pool too
             raise TranscriptionError(f"whisper failed: {exc}") from exc
         text, confidence = self._keep_real_speech(segments, evidence)
@@ -242,7 +267,6 @@ class WhisperTranscriber(Transcriber):
         return batch
 
     async def _dispatch(self) -> None:
-        loop = asyncio.get_running_loop()
         assert self._wake is not None
         while True:
             batch = self._take_batch()
@@ -251,7 +275,7 @@ class WhisperTranscriber(Transcriber):
                 await self._wake.wait()
                 continue
             try:
-                results = await loop.run_in_executor(self._executor, self._decode_batch, batch)
+                results = await self._run(self._decode_batch, batch)
             except Exception as exc:  # CTranslate2 raises plain RuntimeErrors; a shut-down pool too
                 for request in batch:
                     if not request.future.done():

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import AsyncIterator, Iterator, Mapping
+import os
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,7 @@ from balto.app.session import PipelineDeps
 from balto.app.settings import SPEAKER_EMBEDDERS, STT_PROVIDERS, LlmSettings, Settings
 from balto.app.speakers import Enrollment, IdentificationConfig, SpeakerIdentification
 from balto.domain.routing import CircuitBreaker, RoutingPolicy
-from balto.ports.inference import Transcriber
+from balto.ports.inference import LocalWorkers, Transcriber
 from balto.ports.system import Clock
 
 if TYPE_CHECKING:
@@ -129,6 +130,16 @@ async def _whisper_model(settings: Settings) -> AsyncIterator[Any]:
         settings.stt_workers,
     )
     yield model
+
+
+def _early_start(transcriber: Transcriber, settings: Settings) -> Callable[[], bool] | None:
+    """Segments are heard during the VAD's hang-over only by a transcriber on this machine's own
+    workers (a vendor would bill every guess that speech interrupts), and only while more workers are
+    free than STT_EARLY_RESERVE keeps for segments that close meanwhile."""
+    if not settings.segmenter.early_ms or not isinstance(transcriber, LocalWorkers):
+        return None
+    reserve = min(settings.stt_early_reserve, transcriber.workers - 1)
+    return lambda: transcriber.idle_workers() > reserve
 
 
 def _stt_executor(settings: Settings) -> Iterator[ThreadPoolExecutor]:
@@ -445,6 +456,7 @@ class Container(containers.DeclarativeContainer):
         new_speaker_identifier=providers.Callable(_connection_speakers, speaker_identification),
         segmenter_config=settings.provided.segmenter,
         language=settings.provided.stt_language,
+        early_start=providers.Callable(_early_start, transcriber, settings),
     )
 
 
@@ -455,6 +467,19 @@ def build_container(settings: Settings) -> Container:
         raise RuntimeError(f"no speaker embedder factory for {sorted(missing) or settings.speaker.embedder}")
     container = Container(settings=settings)
     return container
+
+
+def single_thread_blas() -> None:
+    """numpy's OpenBLAS on one thread. Its matrix products (Whisper's mel filters, the speaker
+    encoder's, the cleaner's) are small; with a thread per core, the helper thread then spun for each
+    of them and took a third of the CPU a transcription costs (0.26 against 0.17 CPU-s per segment,
+    docs/performance.md). The server's parallelism is its concurrent decodes, one core each.
+    An explicit OPENBLAS_NUM_THREADS or OMP_NUM_THREADS is left as set."""
+    if any(name in os.environ for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")):
+        return
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
 
 
 def check(container: Container) -> None:

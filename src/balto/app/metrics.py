@@ -163,6 +163,11 @@ class Metrics:
         self.connections_open = Gauge("balto_connections_open", "Counter connections past the handshake, now.")
         self.connections = Counter("balto_connections_total", "Connections accepted past the handshake.")
         self.segments = Counter("balto_segments_total", "Speech segments the VAD cut and the server processed.")
+        self.early_starts = Counter(
+            "balto_early_starts_total",
+            "Segments heard during the VAD's hang-over, counted when their connection ends: "
+            "usado (the segment closed as heard) or descartado (speech came back first).",
+        )
         self.interactions = Counter("balto_interactions_total", "Interaction rows handed to storage, by origin.")
         self.stt_latency = Histogram("balto_stt_latency_seconds", "Transcription latency by provider.")
         self.llm_latency = Histogram("balto_llm_latency_seconds", "LLM call latency by provider and status.")
@@ -213,6 +218,7 @@ class Metrics:
             self.connections_open,
             self.connections,
             self.segments,
+            self.early_starts,
             self.interactions,
             self.stt_latency,
             self.llm_latency,

@@ -28,7 +28,7 @@ from balto.domain.interaction import (
     Transcript,
 )
 from balto.domain.playbook import ChecklistItem
-from balto.domain.speaker import SpeakerMatch
+from balto.domain.speaker import SpeakerMatch, Voice
 from balto.domain.vad import FRAME_SAMPLES, Segmenter, SegmenterConfig, SpeechGatePolicy, SpeechSegment, VadPolicy
 from balto.ports.audio import AudioCleaner, AudioDecoder, DecodeError, SpeechDetector
 from balto.ports.inference import Recommender, SpeakerIdentifier, SpeechGate, Transcriber, TranscriptionError
@@ -93,12 +93,37 @@ class PipelineDeps:
     tick_s: float = 0.25
     segment_queue_size: int = 16
     llm_grace_s: float = 30.0
+    # Whether a segment may be heard (gate, transcription, voice) before the VAD closes it, now: set
+    # for a local transcriber, true while one of its workers is free. None: never.
+    early_start: Callable[[], bool] | None = None
+
+
+@dataclass
+class _Heard:
+    """What the models made of one segment's audio. Nothing in it depends on the connection's state,
+    so it can be worked out before the segment closes and thrown away if speech comes back."""
+
+    requested_at: float
+    answered_at: float | None = None
+    gate: Transcript | None = None  # the speech gate heard no speech; nothing else ran
+    transcript: Transcript | None = None
+    stt_error: str | None = None
+    voice: Voice | None = None
+
+
+@dataclass
+class _Early:
+    """A segment being heard before it closed: `key` is its (start_s, end_s)."""
+
+    key: tuple[float, float]
+    task: asyncio.Task[_Heard]
 
 
 @dataclass
 class _ClosedSegment:
     segment: SpeechSegment
     closed_at: float
+    heard: asyncio.Task[_Heard] | None = None  # started early, on exactly this audio
 
 
 class CounterSession:
@@ -146,6 +171,8 @@ class CounterSession:
         self._last_voice_end: float | None = None  # end of the latest segment the VAD closed
         self._interaction_uuids: set[str] = set()
         self._llm_task: asyncio.Task[None] | None = None
+        self._early: _Early | None = None
+        self.early_started = self.early_used = 0  # segments heard before they closed, and those kept
         self._tasks: list[asyncio.Task[None]] = []
         self._ticker: asyncio.Task[None] | None = None
         self._finishing = False
@@ -207,6 +234,7 @@ class CounterSession:
 
     async def aclose(self) -> None:
         """Stop at once (server shutdown deadline passed); what is in flight is abandoned."""
+        self._drop_early()
         for task in [*self._tasks, self._ticker, self._llm_task]:
             if task is not None:
                 task.cancel()
@@ -231,14 +259,51 @@ class CounterSession:
                 ]
                 for segment in self._segmenter.push_many(whole, voiced, chunk.received_at):
                     self._last_voice_end = segment.last_received_at
-                    await self._segments.put(_ClosedSegment(segment, self._deps.clock.now()))
+                    await self._segments.put(
+                        _ClosedSegment(segment, self._deps.clock.now(), self._claim_early(segment))
+                    )
+                self._maybe_start_early()
         except DecodeError as exc:
             self._fail(exc)
         finally:
             last = self._segmenter.flush()
             if last is not None:
-                await self._segments.put(_ClosedSegment(last, self._deps.clock.now()))
+                await self._segments.put(_ClosedSegment(last, self._deps.clock.now(), self._claim_early(last)))
+            self._drop_early()
             await self._segments.put(None)
+
+    # -- early start: hearing a segment during the hang-over ---------------------------------------
+
+    def _maybe_start_early(self) -> None:
+        """The VAD waits for `hang_over_ms` of silence before it closes a segment, but the audio the
+        segment will hold is known after `early_ms`: when a local worker is free, start hearing it
+        now. If speech comes back first, the early work is dropped and the longer segment is heard
+        when it closes; the rows and the transcripts are the same either way."""
+        offer = self._segmenter.take_early()
+        early_ms = self._deps.segmenter_config.early_ms
+        if self._early is not None and (offer is not None or self._segmenter.trailing_silence_ms < early_ms):
+            self._drop_early()  # speech came back: the segment will be longer than the one being heard
+        ready = self._deps.early_start
+        if offer is None or ready is None or not ready():
+            return
+        task = asyncio.create_task(self._hear(offer.pcm), name=f"early-{self.conexao_id}")
+        self._early = _Early((offer.start_s, offer.end_s), task)
+        self.early_started += 1
+
+    def _claim_early(self, segment: SpeechSegment) -> asyncio.Task[_Heard] | None:
+        """The early work on exactly this segment's audio, if any; other early work is dropped."""
+        early = self._early
+        if early is not None and early.key == (segment.start_s, segment.end_s):
+            self._early = None
+            self.early_used += 1
+            return early.task
+        self._drop_early()
+        return None
+
+    def _drop_early(self) -> None:
+        early, self._early = self._early, None
+        if early is not None:
+            early.task.cancel()  # a decode already running on a worker finishes; its result is ignored
 
     async def _worker(self) -> None:
         while (item := await self._segments.get()) is not None:
@@ -270,26 +335,20 @@ class CounterSession:
             ts_segment_closed=item.closed_at,
         )
         self._interaction_uuids.add(interaction.uuid)
-        interaction.ts_trans_req = clock.now()
-        if not await self._has_speech(segment.pcm, interaction):
+        # Heard early (ts_trans_req then precedes ts_segment_closed), or now.
+        heard = await item.heard if item.heard is not None else await self._hear(segment.pcm)
+        interaction.ts_trans_req = heard.requested_at
+        interaction.ts_trans_resp = heard.answered_at
+        if heard.gate is not None:
             # A noise burst the VAD let through: no transcription, no speaker embedding; still a row.
-            interaction.ts_trans_resp = clock.now()
+            interaction.record_transcript(heard.gate)
             await self._store_without_text(interaction)
             return
-        # The cleaner serves speaker identification (embeddings of noisy speech drift away from the
-        # enrolled profiles) and, with AUDIO_CLEANER=on, transcription too (docs/audio-frontend.md).
-        # Who is speaking is worked out beside the transcription, on its own executor; when only the
-        # speaker model wants the cleaned audio, the cleaning runs beside the transcription too,
-        # instead of delaying it.
-        clean_first = self._deps.clean_for_transcription
-        heard = await self._clean(segment.pcm) if clean_first else segment.pcm
-        identifying: asyncio.Task[SpeakerMatch | None] | None = None
-        if self._speakers is not None:
-            who = self._identify(heard) if clean_first else self._clean_and_identify(segment.pcm)
-            identifying = asyncio.create_task(who)
-        await self._transcribe(heard, interaction)
-        interaction.ts_trans_resp = clock.now()
-        interaction.speaker = await identifying if identifying is not None else None
+        if heard.transcript is not None:
+            interaction.record_transcript(heard.transcript)
+        else:
+            interaction.record_stt_failure(heard.stt_error or "no transcript")
+        interaction.speaker = await self._identify(heard.voice) if heard.voice is not None else None
         speaker_label = _role_label(interaction.speaker.top_role) if interaction.speaker is not None else None
         text = (interaction.transcricao or "").strip()
         if not text:
@@ -337,26 +396,53 @@ class CounterSession:
             interaction.checklist = self._checklist_snapshot(self._conversation)
         await self._store(interaction)
 
-    async def _has_speech(self, pcm: np.ndarray, interaction: Interaction) -> bool:
-        """The speech gate's verdict; False fills the row as a provider that heard nothing would
+    async def _hear(self, pcm: np.ndarray) -> _Heard:
+        """The speech gate, then the transcription beside the speaker's voice: everything the models
+        say about this audio. Failures are recorded in what comes back, never raised."""
+        clock = self._deps.clock
+        heard = _Heard(requested_at=clock.now())
+        silent = await self._gate_says_silent(pcm)
+        if silent is not None:
+            heard.gate, heard.answered_at = silent, clock.now()
+            return heard
+        # The cleaner serves speaker identification (embeddings of noisy speech drift away from the
+        # enrolled profiles) and, with AUDIO_CLEANER=on, transcription too (docs/audio-frontend.md).
+        # The speaker's voice is worked out beside the transcription, on its own executor; when only
+        # the speaker model wants the cleaned audio, the cleaning runs beside the transcription too,
+        # instead of delaying it.
+        clean_first = self._deps.clean_for_transcription
+        audio = await self._clean(pcm) if clean_first else pcm
+        listening: asyncio.Task[Voice | None] | None = None
+        if self._speakers is not None:
+            listening = asyncio.create_task(self._listen(audio) if clean_first else self._clean_and_listen(pcm))
+        try:
+            await self._transcribe(audio, heard)
+            heard.answered_at = clock.now()
+            heard.voice = await listening if listening is not None else None
+        finally:
+            if listening is not None and not listening.done():
+                listening.cancel()  # this hearing was dropped (speech came back, or shutdown)
+        return heard
+
+    async def _gate_says_silent(self, pcm: np.ndarray) -> Transcript | None:
+        """None when the segment may hold speech; else what a provider that heard nothing would say
         (stt_provider = the gate, stt_status "vazia"). A failing gate lets the segment through."""
         gate = self._deps.speech_gate
         if gate is None:
-            return True
+            return None
         started = self._deps.clock.now()
         try:
             probabilities = await gate.speech_probabilities(pcm)
         except Exception:
             log.exception("speech gate %s failed on %s; transcribing the segment anyway", gate.name, self.conexao_id)
-            return True
+            return None
         if self._deps.speech_gate_policy.passes(probabilities, gate.frame_ms):
-            return True
+            return None
         latency_ms = round((self._deps.clock.now() - started) * 1000, 1)
-        interaction.record_transcript(Transcript("", provider=gate.name, latency_ms=latency_ms))
-        return False
+        return Transcript("", provider=gate.name, latency_ms=latency_ms)
 
-    async def _clean_and_identify(self, pcm: np.ndarray) -> SpeakerMatch | None:
-        return await self._identify(await self._clean(pcm))
+    async def _clean_and_listen(self, pcm: np.ndarray) -> Voice | None:
+        return await self._listen(await self._clean(pcm))
 
     async def _clean(self, pcm: np.ndarray) -> np.ndarray:
         if self._deps.cleaner is None:
@@ -369,28 +455,34 @@ class CounterSession:
             log.exception("audio cleaner failed on %s; using the raw segment", self.conexao_id)
             return pcm
 
-    async def _identify(self, pcm: np.ndarray) -> SpeakerMatch | None:
+    async def _listen(self, pcm: np.ndarray) -> Voice | None:
         assert self._speakers is not None
         try:
-            return await self._speakers.add_segment(pcm, self.balcao_id)
+            return await self._speakers.listen(pcm)
         except Exception:
             log.exception("speaker identification failed on %s", self.conexao_id)
             return None
 
-    async def _transcribe(self, pcm: np.ndarray, interaction: Interaction) -> None:
-        """Fills the row's transcript and stt_* columns. A failure is recorded, never raised: the
-        cycle is still stored (empty transcript, stt_status "erro") and the connection stays open."""
+    async def _identify(self, voice: Voice) -> SpeakerMatch | None:
+        assert self._speakers is not None
+        try:
+            return await self._speakers.identify(voice, self.balcao_id)
+        except Exception:
+            log.exception("speaker identification failed on %s", self.conexao_id)
+            return None
+
+    async def _transcribe(self, pcm: np.ndarray, heard: _Heard) -> None:
+        """Fills the transcript, or the failure: a cycle whose transcription failed is still stored
+        (empty transcript, stt_status "erro") and the connection stays open."""
         transcriber = self._deps.transcriber
         try:
-            transcript = await transcriber.transcribe(pcm, self._deps.language)
+            heard.transcript = await transcriber.transcribe(pcm, self._deps.language)
         except TranscriptionError as exc:
             log.warning("transcription failed on %s: %s", self.conexao_id, exc)
-            interaction.record_stt_failure(str(exc))
+            heard.stt_error = str(exc)
         except Exception as exc:
             log.exception("transcriber %s crashed on %s", transcriber.name, self.conexao_id)
-            interaction.record_stt_failure(f"{transcriber.name}: {type(exc).__name__}: {exc}")
-        else:
-            interaction.record_transcript(transcript)
+            heard.stt_error = f"{transcriber.name}: {type(exc).__name__}: {exc}"
 
     # -- the LLM ---------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from balto.domain.speaker import Calibration, EnrollmentError, normalise_role
-from balto.domain.vad import SegmenterConfig, SpeechGatePolicy, VadPolicy, VadSettingsError
+from balto.domain.vad import TAIL_MS, SegmenterConfig, SpeechGatePolicy, VadPolicy, VadSettingsError
 
 
 class SettingsError(ValueError):
@@ -175,11 +175,15 @@ class Settings:
     stt_model: str = "base"
     stt_language: str | None = "pt"
     stt_compute_type: str = "int8"
-    stt_cpu_threads: int = 0  # 0: every core
-    stt_workers: int = 1
+    # One thread per decode and one decode per core: CTranslate2's decoder spends most of a second
+    # thread waiting on it (measured: beam-5 decoding 0.33 s on 2 threads against 0.10 s on one), so
+    # two single-thread decodes at once serve twice as many segments (docs/performance.md).
+    stt_cpu_threads: int = 1  # 0: every core
+    stt_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    stt_early_reserve: int = 1  # workers an early start (VAD_EARLY_START_MS) leaves free (never all of them)
     stt_beam_size: int = 5  # beam 1 lost 1.8 WER points on noisy counter speech (docs/performance.md)
     stt_pack: bool = False  # pack segments that wait at once into one Whisper window (opt-in)
-    stt_window_s: float = 15.0  # encoder window of a segment decoded alone (docs/performance.md)
+    stt_window_s: float = 10.0  # encoder window of a segment decoded alone (docs/performance.md)
     # silero | off: a speech model's second opinion on each VAD segment; segments with no speech are
     # stored (stt_provider "silero", stt_status "vazia") without being transcribed or identified.
     speech_gate: str = "silero"
@@ -222,7 +226,13 @@ class Settings:
             hang_over_ms=_int(env, "VAD_HANG_OVER_MS", defaults.hang_over_ms, 30),
             min_speech_ms=_int(env, "VAD_MIN_SPEECH_MS", defaults.min_speech_ms, 0),
             max_segment_ms=_int(env, "VAD_MAX_SEGMENT_MS", defaults.max_segment_ms, 1000),
+            early_ms=_int(env, "VAD_EARLY_START_MS", defaults.early_ms, 0),
         )
+        if segmenter.early_ms and not TAIL_MS <= segmenter.early_ms < segmenter.hang_over_ms:
+            raise SettingsError(
+                f"VAD_EARLY_START_MS must be 0 (off) or from {TAIL_MS} (the tail a segment keeps) to less than "
+                f"VAD_HANG_OVER_MS ({segmenter.hang_over_ms}), got {segmenter.early_ms}"
+            )
         cleaner = (_get(env, "AUDIO_CLEANER") or "speaker").lower()
         if cleaner not in ("on", "off", "speaker"):
             raise SettingsError(f"AUDIO_CLEANER must be off, speaker or on, got {cleaner!r}")
@@ -253,8 +263,9 @@ class Settings:
             stt_model=_get(env, "STT_MODEL") or "base",
             stt_language=None if language == "auto" else language,
             stt_compute_type=_get(env, "STT_COMPUTE_TYPE") or "int8",
-            stt_cpu_threads=_int(env, "STT_CPU_THREADS", 0, 0),
-            stt_workers=_int(env, "STT_WORKERS", 1, 1),
+            stt_cpu_threads=_int(env, "STT_CPU_THREADS", 1, 0),
+            stt_workers=_int(env, "STT_WORKERS", os.cpu_count() or 1, 1),
+            stt_early_reserve=_int(env, "STT_EARLY_RESERVE", 1, 0),
             stt_beam_size=_int(env, "STT_BEAM_SIZE", 5, 1),
             stt_pack=_bool(env, "STT_PACK", False),
             stt_window_s=_window_s(env),
@@ -278,7 +289,7 @@ class Settings:
 
 
 def _window_s(env: Mapping[str, str]) -> float:
-    value = _float(env, "STT_WINDOW_S", 15.0)
+    value = _float(env, "STT_WINDOW_S", 10.0)
     if not 5.0 <= value <= 30.0:
         raise SettingsError(f"STT_WINDOW_S must be between 5 and 30 seconds (Whisper's window), got {value}")
     return value

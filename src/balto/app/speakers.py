@@ -25,6 +25,7 @@ from balto.domain.speaker import (
     SpeakerMatch,
     SpeakerProfile,
     UnknownVoices,
+    Voice,
     average_embedding,
     normalise_role,
     speech_seconds,
@@ -78,10 +79,10 @@ class ConnectionSpeakers(SpeakerIdentifier):
         self._voices = UnknownVoices(threshold=shared.config.cluster_threshold)
         self.last_cost_ms: float | None = None  # CPU time of the last embedding, for logs and benchmarks
 
-    async def add_segment(self, pcm: np.ndarray, balcao_id: str) -> SpeakerMatch | None:
-        shared, config = self._shared, self._shared.config
+    async def listen(self, pcm: np.ndarray) -> Voice | None:
+        shared = self._shared
         duration_s = pcm.size / SAMPLE_RATE
-        if duration_s < config.min_segment_s:
+        if duration_s < shared.config.min_segment_s:
             return None
         started = time.perf_counter()
         try:
@@ -90,13 +91,22 @@ class ConnectionSpeakers(SpeakerIdentifier):
             log.info("segment not identified: %s", exc)
             return None
         self.last_cost_ms = (time.perf_counter() - started) * 1000
-        candidates = await shared.profiles.search(embedding, balcao_id, shared.embedder.name)
+        return Voice(embedding, duration_s)
+
+    async def identify(self, voice: Voice, balcao_id: str) -> SpeakerMatch:
+        shared, config = self._shared, self._shared.config
+        candidates = await shared.profiles.search(voice.embedding, balcao_id, shared.embedder.name)
         # With nobody enrolled here there is nothing to tell roles by: unknown voices are only numbered.
         role = config.unknown_role if candidates else None
-        match = config.calibration.match(candidates, duration_s, role)
+        match = config.calibration.match(candidates, voice.duration_s, role)
         if match.is_unknown:
-            match = match.naming_unknown(unknown_label(self._voices.assign(embedding), role))
+            match = match.naming_unknown(unknown_label(self._voices.assign(voice.embedding), role))
         return match
+
+    async def add_segment(self, pcm: np.ndarray, balcao_id: str) -> SpeakerMatch | None:
+        """Both steps at once, for callers that have the final segment in hand (tests, benchmarks)."""
+        voice = await self.listen(pcm)
+        return None if voice is None else await self.identify(voice, balcao_id)
 
 
 @dataclass(frozen=True)

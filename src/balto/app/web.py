@@ -170,6 +170,8 @@ class CounterHub:
         try:
             await self._stream(socket, client, session)
         finally:
+            self.metrics.early_starts.inc(session.early_used, resultado="usado")
+            self.metrics.early_starts.inc(session.early_started - session.early_used, resultado="descartado")
             self.metrics.connections_open.dec()
             self.slots.give_back(key_id)
             logcontext.bind(None, None)
@@ -661,6 +663,7 @@ def create_app(
         # every few minutes. Collected once here, then moved out of the collector's sight.
         gc.collect()
         gc.freeze()
+        composition.single_thread_blas()
         # The watchdog (alone, or beside asyncio's debug mode, which slows the loop itself) starts
         # once the models are loaded: start-up is allowed to hold the loop.
         watch_ms = settings.loop_watchdog_ms or slow_ms

@@ -49,6 +49,14 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @dataclass(frozen=True)
+class Voice:
+    """A segment's voice as the embedder heard it: what identification compares with the profiles."""
+
+    embedding: np.ndarray
+    duration_s: float
+
+
+@dataclass(frozen=True)
 class SpeakerScore:
     id: str
     name: str | None

@@ -164,6 +164,11 @@ class SpeechGatePolicy:
         return self.speech_ms(probabilities, frame_ms) >= self.min_speech_ms
 
 
+# Trailing silence a closed segment keeps (Whisper likes a little room after the last word); the
+# rest is handed back to the pre-roll, where it may open the next segment.
+TAIL_MS = 120
+
+
 @dataclass(frozen=True)
 class SegmenterConfig:
     """Timing of the speech segmenter, in milliseconds of audio.
@@ -179,6 +184,11 @@ class SegmenterConfig:
     max_segment_ms: int = 15_000
     start_frames: int = 3  # consecutive speech frames that open a segment (debounces single blips)
     warmup_ms: int = 240  # no segment opens before the noise floor has seen this much audio
+    # Silence after which the open segment is offered early (`Segmenter.take_early`), before the
+    # hang-over closes it; 0: never. From TAIL_MS on, the early segment holds exactly the audio the
+    # closed one will hold if no speech comes back, so work started on it is the work the close would
+    # start (a smaller value counts as TAIL_MS; one at or past the hang-over never comes first).
+    early_ms: int = 150
 
     def frames(self, ms: int) -> int:
         return max(1, ms // FRAME_MS)
@@ -236,6 +246,7 @@ class Segmenter:
     noise_floor: NoiseFloor = field(default_factory=NoiseFloor)
 
     def __post_init__(self) -> None:
+        self._early_offered = False
         self._pre: deque[_Frame] = deque(maxlen=self.config.frames(self.config.pre_roll_ms) + self.config.start_frames)
         self._active: list[_Frame] = []
         self._silence_run = 0
@@ -288,6 +299,7 @@ class Segmenter:
         if speech:
             self._speech_frames += 1
             self._silence_run = 0
+            self._early_offered = False
         else:
             self._silence_run += 1
         if self._silence_run >= self.config.frames(self.config.hang_over_ms):
@@ -306,20 +318,47 @@ class Segmenter:
     def in_speech(self) -> bool:
         return bool(self._active)
 
+    @property
+    def trailing_silence_ms(self) -> int:
+        """Silence since the open segment's last speech frame (0 while speech goes on or none is open)."""
+        return self._silence_run * FRAME_MS if self._active else 0
+
+    def take_early(self) -> SpeechSegment | None:
+        """The open segment as it will close if no speech comes back, once its trailing silence has
+        reached `early_ms`; offered once per pause (None otherwise, or when it would be dropped).
+
+        The hang-over must hear its whole silence before it can close a segment, but from TAIL_MS of
+        silence on the closed segment's audio is already known: work on it (transcription) can start
+        here and be used when the segment closes with the same `start_s` and `end_s`, or thrown
+        away when speech comes back first.
+        """
+        early = max(self.config.early_ms, TAIL_MS) if self.config.early_ms else 0
+        if not early or self._early_offered or not self._active or self._silence_run * FRAME_MS < early:
+            return None
+        self._early_offered = True
+        if self._speech_frames * FRAME_MS < self.config.min_speech_ms:
+            return None
+        return self._segment(self._trim(self._active), self._speech_frames, forced=False)
+
+    def _trim(self, frames: list[_Frame]) -> list[_Frame]:
+        tail = min(self._silence_run, self.config.frames(TAIL_MS))
+        return frames[: len(frames) - self._silence_run + tail] if self._silence_run else frames
+
     def _close(self, forced: bool) -> SpeechSegment | None:
         frames = self._active
         speech_frames = self._speech_frames
         self._active = []
         self._speech_frames = 0
-        # Keep a short tail of the trailing silence (Whisper likes a little room after the last
-        # word) and hand the rest back to the pre-roll, where it may open the next segment.
-        tail = min(self._silence_run, self.config.frames(120))
-        trimmed = frames[: len(frames) - self._silence_run + tail] if self._silence_run else frames
+        self._early_offered = False
+        trimmed = self._trim(frames)
         self._silence_run = 0
         for leftover in frames[len(trimmed) :]:
             self._pre.append(leftover)
         if speech_frames * FRAME_MS < self.config.min_speech_ms:
             return None
+        return self._segment(trimmed, speech_frames, forced)
+
+    def _segment(self, trimmed: list[_Frame], speech_frames: int, forced: bool) -> SpeechSegment:
         first, last = trimmed[0], trimmed[-1]
         voiced = [f for f in trimmed if f.speech]
         first_speech, last_speech = (voiced[0], voiced[-1]) if voiced else (first, last)

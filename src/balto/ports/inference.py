@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from balto.domain.interaction import RecommendationRequest, RecommendationResult, Transcript
-from balto.domain.speaker import SpeakerMatch
+from balto.domain.speaker import SpeakerMatch, Voice
 
 
 class TranscriptionError(Exception):
@@ -21,6 +21,20 @@ class Transcriber(Protocol):
     def name(self) -> str: ...
 
     async def transcribe(self, pcm: np.ndarray, language: str | None = None) -> Transcript: ...
+
+
+@runtime_checkable
+class LocalWorkers(Protocol):
+    """A transcriber that runs on this machine's own workers and can tell how many are free now.
+
+    Sessions use it to transcribe a segment early, before the VAD's hang-over has closed it: only on
+    a free worker, so the guess does not delay segments that have closed, and never on a paid vendor.
+    """
+
+    @property
+    def workers(self) -> int: ...
+
+    def idle_workers(self) -> int: ...
 
 
 class SpeechGate(Protocol):
@@ -56,11 +70,19 @@ class SpeakerEmbedder(Protocol):
 class SpeakerIdentifier(Protocol):
     """Spec 2.3: embeds a speech segment and compares it with the enrolled voice profiles.
 
-    One per connection: it remembers the unknown voices it heard there, to tell them apart. None when
-    the segment is too short (or not a voice) to say who it is.
+    One per connection: it remembers the unknown voices it heard there, to tell them apart. Two steps,
+    so that the costly one can start before the segment is final and be thrown away if it changes.
     """
 
-    async def add_segment(self, pcm: np.ndarray, balcao_id: str) -> SpeakerMatch | None: ...
+    async def listen(self, pcm: np.ndarray) -> Voice | None:
+        """The segment's voice, or None when it is too short (or not a voice) to say who it is.
+        CPU-bound (run off the event loop) and stateless: nothing is remembered."""
+        ...
+
+    async def identify(self, voice: Voice, balcao_id: str) -> SpeakerMatch:
+        """Who spoke: compared with the balcão's profiles, and remembered among the connection's unknown
+        voices. Once per segment, in the order the segments were said."""
+        ...
 
 
 class Recommender(Protocol):
