@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from balto.adapters.faster_whisper import WhisperTranscriber, load_whisper_model
+from balto.app.container import single_thread_blas
 from balto.evaluation import word_errors
 from bench.audio import build_conversation
 from bench.cleaner import segment
@@ -43,13 +44,14 @@ def main() -> None:
     parser.add_argument("--groups", type=int, nargs="+", default=[1, 2, 4, 6])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--snr", type=float, default=20.0)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="threads per decode (STT_CPU_THREADS)")
     parser.add_argument("--beams", type=int, nargs="+", default=[1], help="beam sizes to compare (STT_BEAM_SIZE)")
     parser.add_argument(
         "--windows", type=float, nargs="+", default=[30.0], help="encoder windows to compare, seconds (STT_WINDOW_S)"
     )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    single_thread_blas()  # as the server runs
     model = load_whisper_model("base", Path.home() / ".cache" / "balto" / "models", "int8", args.threads)
     conversations = [build_conversation(seed=s, snr_db=args.snr) for s in args.seeds]
     cut = [[s.pcm for s in segment(c.pcm)] for c in conversations]

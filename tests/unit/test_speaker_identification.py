@@ -247,3 +247,46 @@ async def test_profiles_of_another_embedder_are_ignored():
     identification = SpeakerIdentification(embedder, profiles, config=CONFIG)
     match = await identification.for_connection().add_segment(speech(ATTENDANT, 2.0), "B1")
     assert match is not None and match.top_id == UNKNOWN and match.top_name == "voz_1"
+
+
+class HalvingCleaner:
+    """A cleaner that halves the signal, or fails on demand."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.calls = 0
+
+    def clean(self, pcm: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        if self.fail:
+            raise RuntimeError("scripted cleaner failure")
+        return (pcm // 2).astype(np.int16)
+
+
+class RecordingEmbedder(FakeSpeakerEmbedder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[np.ndarray] = []
+        self.threads: set[str] = set()
+
+    def embed(self, pcm: np.ndarray) -> np.ndarray:
+        self.seen.append(pcm.copy())
+        self.threads.add(threading.current_thread().name)
+        return super().embed(pcm)
+
+
+async def test_the_speaker_cleaner_runs_on_the_speaker_thread_before_the_embedding():
+    embedder, cleaner = RecordingEmbedder(), HalvingCleaner()
+    executor = ThreadPoolExecutor(1, thread_name_prefix="speaker")
+    identification = SpeakerIdentification(
+        embedder, InMemorySpeakerProfileRepository(), executor, CONFIG, cleaner=cleaner
+    )
+    pcm = speech(CUSTOMER, 2.0)
+    assert await identification.for_connection().add_segment(pcm, "B1") is not None
+    assert cleaner.calls == 1 and np.array_equal(embedder.seen[0], (pcm // 2).astype(np.int16))
+    assert embedder.threads == {"speaker_0"}
+
+    cleaner.fail = True  # a failing cleaner costs the segment its cleaning, not its speaker
+    assert await identification.for_connection().add_segment(pcm, "B1") is not None
+    assert np.array_equal(embedder.seen[1], pcm)
+    executor.shutdown()

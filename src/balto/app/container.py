@@ -326,6 +326,11 @@ def _identification_config(settings: Settings) -> IdentificationConfig:
     )
 
 
+def _cleaner_for(mode: str, settings: Settings, cleaner: NoiseReduceCleaner | None) -> NoiseReduceCleaner | None:
+    """The cleaner where AUDIO_CLEANER puts it: before both models ("on"), or for speaker ID only."""
+    return cleaner if settings.audio_cleaner == mode else None
+
+
 def _connection_speakers(identification: SpeakerIdentification | None) -> Any:
     return None if identification is None else identification.for_connection
 
@@ -426,6 +431,7 @@ class Container(containers.DeclarativeContainer):
             profiles=speaker_profiles,
             executor=speaker_executor,
             config=providers.Callable(_identification_config, settings),
+            cleaner=providers.Callable(_cleaner_for, "speaker", settings, cleaner),
         ),
         off=providers.Object(None),
     )
@@ -445,10 +451,9 @@ class Container(containers.DeclarativeContainer):
         new_detector=speech_detector.provider,
         new_decoder=decoder.provider,
         recommender=recommender,
-        cleaner=cleaner,
+        cleaner=providers.Callable(_cleaner_for, "on", settings, cleaner),
         speech_gate=speech_gate,
         speech_gate_policy=settings.provided.speech_gate_policy,
-        clean_for_transcription=providers.Callable(lambda s: s.audio_cleaner == "on", settings),
         instant=instant_recommender,
         checklist=checklist,
         feedback=feedback,

@@ -83,10 +83,9 @@ class PipelineDeps:
     checklist: tuple[ChecklistItem, ...] = ()
     feedback: FeedbackRepository | None = None
     conversation_end_silence_s: float = DEFAULT_END_SILENCE_S
-    cleaner: AudioCleaner | None = None
+    cleaner: AudioCleaner | None = None  # cleans segments before transcription (AUDIO_CLEANER=on)
     speech_gate: SpeechGate | None = None  # a speech model's second opinion on each VAD segment
     speech_gate_policy: SpeechGatePolicy = field(default_factory=SpeechGatePolicy)
-    clean_for_transcription: bool = False  # AUDIO_CLEANER=on; "speaker" cleans for speaker ID only
     new_speaker_identifier: Callable[[], SpeakerIdentifier] | None = None  # one per connection
     segmenter_config: SegmenterConfig = field(default_factory=SegmenterConfig)
     language: str | None = "pt"
@@ -405,16 +404,12 @@ class CounterSession:
         if silent is not None:
             heard.gate, heard.answered_at = silent, clock.now()
             return heard
-        # The cleaner serves speaker identification (embeddings of noisy speech drift away from the
-        # enrolled profiles) and, with AUDIO_CLEANER=on, transcription too (docs/audio-frontend.md).
-        # The speaker's voice is worked out beside the transcription, on its own executor; when only
-        # the speaker model wants the cleaned audio, the cleaning runs beside the transcription too,
-        # instead of delaying it.
-        clean_first = self._deps.clean_for_transcription
-        audio = await self._clean(pcm) if clean_first else pcm
+        # With AUDIO_CLEANER=on the segment is cleaned before both models hear it; with "speaker" the
+        # speaker identification cleans its own copy, beside the transcription (docs/audio-frontend.md).
+        audio = await self._clean(pcm)
         listening: asyncio.Task[Voice | None] | None = None
         if self._speakers is not None:
-            listening = asyncio.create_task(self._listen(audio) if clean_first else self._clean_and_listen(pcm))
+            listening = asyncio.create_task(self._listen(audio))
         try:
             await self._transcribe(audio, heard)
             heard.answered_at = clock.now()
@@ -440,9 +435,6 @@ class CounterSession:
             return None
         latency_ms = round((self._deps.clock.now() - started) * 1000, 1)
         return Transcript("", provider=gate.name, latency_ms=latency_ms)
-
-    async def _clean_and_listen(self, pcm: np.ndarray) -> Voice | None:
-        return await self._listen(await self._clean(pcm))
 
     async def _clean(self, pcm: np.ndarray) -> np.ndarray:
         if self._deps.cleaner is None:

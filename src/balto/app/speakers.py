@@ -32,7 +32,7 @@ from balto.domain.speaker import (
     unknown_label,
 )
 from balto.domain.vad import FRAME_SAMPLES, SAMPLE_RATE
-from balto.ports.audio import SpeechDetector
+from balto.ports.audio import AudioCleaner, SpeechDetector
 from balto.ports.inference import SpeakerEmbedder, SpeakerIdentifier
 from balto.ports.storage import SpeakerProfileRepository
 
@@ -48,7 +48,8 @@ class IdentificationConfig:
 
 
 class SpeakerIdentification:
-    """What every connection shares: the embedder, the profile store, the calibration, the executor."""
+    """What every connection shares: the embedder, the profile store, the calibration, the executor,
+    and the noise cleaner when it serves speaker identification only (AUDIO_CLEANER=speaker)."""
 
     def __init__(
         self,
@@ -56,15 +57,27 @@ class SpeakerIdentification:
         profiles: SpeakerProfileRepository,
         executor: Executor | None = None,
         config: IdentificationConfig | None = None,
+        cleaner: AudioCleaner | None = None,
     ) -> None:
         self.embedder = embedder
         self.profiles = profiles
         self.config = config or IdentificationConfig()
         self._executor = executor
+        self._cleaner = cleaner
 
     async def embed(self, pcm: np.ndarray) -> np.ndarray:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.embedder.embed, pcm)
+        return await loop.run_in_executor(self._executor, self._clean_and_embed, pcm)
+
+    def _clean_and_embed(self, pcm: np.ndarray) -> np.ndarray:
+        # Cleaning and embedding share the one speaker thread: the cleaning serves this model only,
+        # and run on threads of their own the two had competed with Whisper's decodes for the cores.
+        if self._cleaner is not None:
+            try:
+                pcm = self._cleaner.clean(pcm)
+            except Exception:
+                log.exception("audio cleaner failed; embedding the raw segment")
+        return self.embedder.embed(pcm)
 
     def for_connection(self) -> ConnectionSpeakers:
         return ConnectionSpeakers(self)
