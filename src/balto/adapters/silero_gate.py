@@ -50,13 +50,13 @@ class SileroSpeechGate(SpeechGate):
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-def load_silero_gate() -> SileroSpeechGate:
+def load_silero_gate(executor: ThreadPoolExecutor | None = None) -> SileroSpeechGate:
     """The model from faster-whisper's package assets; fails loudly if onnxruntime is missing."""
     from faster_whisper.utils import get_assets_path
     from faster_whisper.vad import SileroVADModel
 
     model = SileroVADModel(os.path.join(get_assets_path(), "silero_vad_v6.onnx"))
-    gate = SileroSpeechGate(model)
+    gate = SileroSpeechGate(model, executor)
     gate.probabilities(np.zeros(RATE // 2, dtype=np.int16))  # the first run allocates; pay it here
     log.info("speech gate silero loaded")
     return gate

@@ -44,6 +44,7 @@ from balto.app.routing import SmartRoutingTranscriber
 from balto.app.session import PipelineDeps
 from balto.app.settings import SPEAKER_EMBEDDERS, STT_PROVIDERS, LlmSettings, Settings
 from balto.app.speakers import Enrollment, IdentificationConfig, SpeakerIdentification
+from balto.app.threads import compute_executor
 from balto.domain.routing import CircuitBreaker, RoutingPolicy
 from balto.ports.inference import LocalWorkers, Transcriber
 from balto.ports.system import Clock
@@ -121,14 +122,21 @@ async def _ensure_external_database(url: str) -> None:
 
 
 async def _whisper_model(settings: Settings) -> AsyncIterator[Any]:
-    model = await asyncio.to_thread(
-        load_whisper_model,
-        settings.stt_model,
-        settings.model_cache_dir,
-        settings.stt_compute_type,
-        settings.stt_cpu_threads,
-        settings.stt_workers,
-    )
+    # Loaded on a thread that yields to the event loop: CTranslate2's decode threads, which it starts
+    # here, inherit that.
+    loader = compute_executor(1, "stt-load")
+    try:
+        model = await asyncio.get_running_loop().run_in_executor(
+            loader,
+            load_whisper_model,
+            settings.stt_model,
+            settings.model_cache_dir,
+            settings.stt_compute_type,
+            settings.stt_cpu_threads,
+            settings.stt_workers,
+        )
+    finally:
+        loader.shutdown(wait=False)
     yield model
 
 
@@ -143,7 +151,7 @@ def _early_start(transcriber: Transcriber, settings: Settings) -> Callable[[], b
 
 
 def _stt_executor(settings: Settings) -> Iterator[ThreadPoolExecutor]:
-    executor = ThreadPoolExecutor(settings.stt_workers, thread_name_prefix="stt")
+    executor = compute_executor(settings.stt_workers, "stt")
     try:
         yield executor
     finally:
@@ -300,7 +308,7 @@ async def _speechbrain_embedder(settings: Settings) -> AsyncIterator[Any]:
 async def _silero_gate() -> AsyncIterator[Any]:
     from balto.adapters.silero_gate import load_silero_gate
 
-    gate = await asyncio.to_thread(load_silero_gate)
+    gate = await asyncio.to_thread(load_silero_gate, compute_executor(1, "speech-gate"))
     try:
         yield gate
     finally:
@@ -309,7 +317,7 @@ async def _silero_gate() -> AsyncIterator[Any]:
 
 def _speaker_executor() -> Iterator[ThreadPoolExecutor]:
     # One thread: an embedding takes tens of milliseconds, and the cores belong to Whisper.
-    executor = ThreadPoolExecutor(1, thread_name_prefix="speaker")
+    executor = compute_executor(1, "speaker")
     try:
         yield executor
     finally:

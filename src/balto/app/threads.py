@@ -1,0 +1,32 @@
+"""Threads that compute (Whisper's decodes, the speaker encoder, the speech gate) yield the CPU to
+the event loop: they run one notch of `nice` lower, so the loop thread, which only ever runs a few
+milliseconds at a time, gets a core as soon as a frame or a socket wants it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+log = logging.getLogger(__name__)
+
+COMPUTE_NICE = 5  # added to the process's nice value; lower priority only ever, so no privilege needed
+
+
+def yield_to_the_loop() -> None:
+    """Lower the calling thread's scheduling priority (Linux, where priority is per thread). Threads it
+    creates inherit it: CTranslate2's decode threads are started by the thread that loads the model."""
+    if sys.platform != "linux":
+        return
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + COMPUTE_NICE))
+    except OSError as exc:  # a sandbox that forbids it: the threads keep the loop's priority
+        log.debug("could not lower thread %s's priority: %s", tid, exc)
+
+
+def compute_executor(workers: int, name: str) -> ThreadPoolExecutor:
+    """A pool whose threads yield to the event loop."""
+    return ThreadPoolExecutor(workers, thread_name_prefix=name, initializer=yield_to_the_loop)

@@ -1,0 +1,35 @@
+"""Compute threads run below the event loop's scheduling priority."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+import pytest
+
+from balto.app.threads import COMPUTE_NICE, compute_executor
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread priority is Linux's")
+def test_a_compute_thread_and_the_threads_it_starts_yield_to_the_loop():
+    loop_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    def nice_of_a_thread_started_here() -> tuple[int, int]:
+        mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        child: list[int] = []
+        thread = threading.Thread(
+            target=lambda: child.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        )
+        thread.start()
+        thread.join()
+        return mine, child[0]
+
+    executor = compute_executor(1, "test-compute")
+    try:
+        mine, child = executor.submit(nice_of_a_thread_started_here).result()
+    finally:
+        executor.shutdown()
+    expected = min(19, loop_nice + COMPUTE_NICE)
+    assert mine == child == expected  # CTranslate2's decode threads inherit it from the loading thread
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == loop_nice  # the caller keeps its own
