@@ -1,12 +1,14 @@
 """Does packing segments into one Whisper window keep the accuracy, and what does it save?
 
     .venv/bin/python -m bench.packing [--groups 1 2 4 6] [--seeds 1 2] [--snr 20] [--windows 30 20]
+        [--beams 5] [--threads 1] [--blas-threads 1|0]
 
 Cuts real counter-like conversations with the production VAD, then transcribes the segments with
 the production WhisperTranscriber, `k` at a time (as if k counters finished a sentence at once):
 k = 1 is one window per segment; k > 1 goes through the packing queue. Prints WER against the
 conversations' transcripts and CPU-seconds per segment. `--windows` also compares encoder windows
-shorter than Whisper's 30 s (STT_WINDOW_S).
+shorter than Whisper's 30 s (STT_WINDOW_S), `--beams` beam sizes, `--threads` threads per decode
+(STT_CPU_THREADS) and `--blas-threads 0` numpy's BLAS left on every core (the server limits it to one).
 """
 
 from __future__ import annotations
@@ -49,9 +51,17 @@ def main() -> None:
     parser.add_argument(
         "--windows", type=float, nargs="+", default=[30.0], help="encoder windows to compare, seconds (STT_WINDOW_S)"
     )
+    parser.add_argument(
+        "--blas-threads",
+        type=int,
+        default=1,
+        choices=(0, 1),
+        help="1: numpy's BLAS on one thread, as the server; 0: its default",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    single_thread_blas()  # as the server runs
+    if args.blas_threads == 1:
+        single_thread_blas()  # as the server runs
     model = load_whisper_model("base", Path.home() / ".cache" / "balto" / "models", "int8", args.threads)
     conversations = [build_conversation(seed=s, snr_db=args.snr) for s in args.seeds]
     cut = [[s.pcm for s in segment(c.pcm)] for c in conversations]
