@@ -278,12 +278,14 @@ class CounterSession:
         segment will hold is known after `early_ms`: when a local worker is free, start hearing it
         now. If speech comes back first, the early work is dropped and the longer segment is heard
         when it closes; the rows and the transcripts are the same either way."""
-        offer = self._segmenter.take_early()
-        early_ms = self._deps.segmenter_config.early_ms
-        if self._early is not None and (offer is not None or self._segmenter.trailing_silence_ms < early_ms):
-            self._drop_early()  # speech came back: the segment will be longer than the one being heard
         ready = self._deps.early_start
-        if offer is None or ready is None or not ready():
+        if ready is None:
+            return
+        segmenter = self._segmenter
+        offer = segmenter.take_early()
+        if self._early is not None and (offer is not None or segmenter.trailing_silence_ms < segmenter.early_offer_ms):
+            self._drop_early()  # speech came back: the segment will be longer than the one being heard
+        if offer is None or not ready():
             return
         task = asyncio.create_task(self._hear(offer.pcm), name=f"early-{self.conexao_id}")
         self._early = _Early((offer.start_s, offer.end_s), task)

@@ -323,6 +323,11 @@ class Segmenter:
         """Silence since the open segment's last speech frame (0 while speech goes on or none is open)."""
         return self._silence_run * FRAME_MS if self._active else 0
 
+    @property
+    def early_offer_ms(self) -> int:
+        """Trailing silence at which `take_early` offers the open segment (0: never)."""
+        return max(self.config.early_ms, TAIL_MS) if self.config.early_ms else 0
+
     def take_early(self) -> SpeechSegment | None:
         """The open segment as it will close if no speech comes back, once its trailing silence has
         reached `early_ms`; offered once per pause (None otherwise, or when it would be dropped).
@@ -332,7 +337,7 @@ class Segmenter:
         here and be used when the segment closes with the same `start_s` and `end_s`, or thrown
         away when speech comes back first.
         """
-        early = max(self.config.early_ms, TAIL_MS) if self.config.early_ms else 0
+        early = self.early_offer_ms
         if not early or self._early_offered or not self._active or self._silence_run * FRAME_MS < early:
             return None
         self._early_offered = True
