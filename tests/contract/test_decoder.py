@@ -158,3 +158,19 @@ async def test_many_decoders_leave_no_process_and_no_file_descriptor(encodings):
     await asyncio.sleep(0.1)
     assert [p for p in me.children(recursive=True) if "ffmpeg" in p.name()] == []
     assert me.num_fds() <= fds_before
+
+
+async def test_an_idle_child_costs_little_memory_of_its_own(encodings):
+    """Issue 8 budgets 5 MB per idle connection, ffmpeg child included. A static non-PIE ffmpeg shares
+    its pages with every other child; a PIE one relocates 4 MB of pointer tables in each (7 MB apiece)."""
+    webm = encodings["webm_sniffed"][0]
+    decoders = [FfmpegDecoder(AudioFormat("webm")) for _ in range(4)]
+    try:
+        for decoder in decoders:
+            await decoder.write(webm[:20_000], 1.0)
+        await asyncio.sleep(1.5)
+        unique = [psutil.Process(d.pid).memory_full_info().uss for d in decoders]
+    finally:
+        for decoder in decoders:
+            await decoder.aclose()
+    assert max(unique) < 3e6, f"ffmpeg children hold {[round(u / 1e6, 1) for u in unique]} MB of their own"
