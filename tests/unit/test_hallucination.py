@@ -103,6 +103,17 @@ def test_a_loop_after_real_speech_is_cut_back_to_its_first_turn():
     assert "words" in verdict.detail
 
 
+def test_a_whole_sentence_said_again_and_again_after_real_speech_keeps_both_sentences():
+    """Seen in the benchmark: an 11 s segment of two sentences came back with the second one looped
+    to the token limit, and the whole segment, real speech included, was dropped as too repetitive."""
+    first = "Para as pessoas estranhas, o panorama é desolador."
+    second = "Hoje é fundamental encontrar a razão da existência humana."
+    text = f"{first} {second}" + f" {second}" * 6 + " Hoje é fundamental encontrar a"
+    verdict = judge_segment(seg(text, 0.24, -0.08, 2.82), LONG)
+    assert verdict.text == f"{first} {second}"
+    assert verdict.reason is Suppression.LOOP_CUT
+
+
 def test_text_too_repetitive_with_no_loop_to_cut_is_dropped():
     text = "ha" * 80  # one "word": no phrase repeats, but gzip sees through it
     verdict = judge_segment(seg(text, 0.2, -0.4, compression_ratio(text)), LONG)
@@ -120,6 +131,15 @@ def test_text_too_repetitive_with_no_loop_to_cut_is_dropped():
         ("tá bom, tá bom, tá bom. Obrigado", "tá bom, Obrigado"),  # what follows a loop stays
         ("o que é o que é o que é o médico", "o que é o médico"),  # "o" before "médico" is not a cut-off turn
         ("Bom dia! Eu estou com muita dor de cabeça.", "Bom dia! Eu estou com muita dor de cabeça."),
+        # a sentence of 12 words, three times: a loop; twice: someone repeating themselves
+        (
+            "Eu queria saber se o senhor tem aquele xarope para tosse seca. " * 3,
+            "Eu queria saber se o senhor tem aquele xarope para tosse seca.",
+        ),
+        (
+            "Eu queria saber se o senhor tem aquele xarope para tosse seca. " * 2,
+            ("Eu queria saber se o senhor tem aquele xarope para tosse seca. " * 2).strip(),
+        ),
         ("", ""),
     ],
 )

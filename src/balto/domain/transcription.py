@@ -156,7 +156,7 @@ def judge_segment(segment: DecodedSegment, audio: AudioEvidence) -> Verdict:
 
     1. model signals: no_speech_prob >= 0.6 with avg_logprob <= -1.0 (Whisper's own silence rule),
        or no_speech_prob >= 0.5 with avg_logprob <= -1.3 -> drop (no_speech);
-    2. repetition: a phrase of 1-8 words repeated back to back (4+ times for one word, 3+ for more)
+    2. repetition: a phrase of 1-20 words repeated back to back (4+ times for one word, 3+ for more)
        or a compression ratio above 2.4 -> drop the whole segment when no_speech_prob >= 0.5
        (repetition_loop), else keep the text up to the loop's first turn (loop_cut); a text still
        too repetitive after the cut is dropped (compression_ratio);
@@ -266,12 +266,14 @@ def _word_key(word: str) -> str:
     return normalize_phrase(word)
 
 
-def cut_repetition_loop(text: str, max_unit: int = 8) -> str:
+def cut_repetition_loop(text: str, max_unit: int = 20) -> str:
     """Text with every run of a repeated phrase cut back to its first turn.
 
     A run is a phrase of 1..max_unit words repeated back to back at least 4 times (one word: "não,
     não, não" is real speech) or 3 times (longer phrases). A trailing unfinished turn ("o que é o qu")
-    goes with the run. Text after the run is kept.
+    goes with the run. Text after the run is kept. A phrase can be a whole sentence: on a segment
+    longer than its window Whisper decodes the last sentence and then says it again until its token
+    budget runs out, and those words were said once.
     """
     words = text.split()
     keys = [_word_key(w) for w in words]
