@@ -33,7 +33,6 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import re
 import signal
 import subprocess
@@ -52,6 +51,7 @@ from tests.support.live_server import free_port
 from balto.app.container import single_thread_blas
 from balto.app.settings import Settings
 from balto.evaluation import word_errors
+from bench import machine
 from bench.audio import RATE, Conversation, build_conversation, real_audio_dir
 from bench.frontend import TIMESLICE_S, encode_webm, run_stream, webm_pieces
 
@@ -116,13 +116,16 @@ def analyse(counters: list[Counter]) -> dict[str, Any]:
     card_latency: list[float] = []
     utterances = transcribed = 0
     wer_errors = wer_words = 0
-    for counter in counters:
+    per_counter: list[tuple[int, int]] = []
+    missed: list[dict[str, Any]] = []  # sentences no transcript covered: where to look first
+    for index, counter in enumerate(counters):
         if counter.error:
             continue
         events = [(t, m) for t, m in counter.events if m.get("comando") == "transcricao"]
         heard = " ".join(m["texto"] for _, m in sorted(events, key=lambda e: e[1]["inicio"]))
         e, w = word_errors(counter.conversation.text, heard)
         wer_errors, wer_words = wer_errors + e, wer_words + w
+        per_counter.append((e, w))
         by_uuid = {m["interacao_id"]: m for _, m in events}
         end_of_stream = counter.conversation.duration_s
         covered: set[int] = set()
@@ -140,6 +143,16 @@ def analyse(counters: list[Counter]) -> dict[str, Any]:
                 continue  # cut by the end of the recording
             utterances += 1
             transcribed += u in covered
+            if u not in covered:
+                start = counter.conversation.spans[u][0]
+                missed.append(
+                    {
+                        "counter": index,
+                        "start_s": round(start, 2),
+                        "end_s": round(end, 2),
+                        "text": counter.conversation.transcripts[u],
+                    }
+                )
             if u in finals:
                 transcript_latency.append(finals[u])
         for received, message in counter.events:
@@ -169,6 +182,8 @@ def analyse(counters: list[Counter]) -> dict[str, Any]:
         "utterances": utterances,
         "transcribed_fraction": round(transcribed / utterances, 4) if utterances else None,
         "live_wer": round(wer_errors / wer_words, 4) if wer_words else None,
+        "live_errors_words_per_counter": per_counter,
+        "missed_utterances": missed[:20],
         "failed_counters": sum(1 for c in counters if c.error),
         "errors": sorted({c.error for c in counters if c.error})[:5],
     }
@@ -533,7 +548,7 @@ def plot(levels: list[dict[str, Any]], path: Path) -> None:
     ax2.set_ylabel("server CPU-s per audio-s x N")
     ax2.legend()
     ax2.grid(alpha=0.3)
-    fig.suptitle("Balto Server on " + platform.node())
+    fig.suptitle("Balto Server on " + machine.describe())
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -668,7 +683,7 @@ def main() -> None:
     ]
     report = {
         "command": "python -m bench.server " + " ".join(sys.argv[1:]),
-        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores",
+        "machine": machine.describe(),
         "format": args.format,
         "source": source,
         "seconds_per_counter": args.seconds,
