@@ -9,6 +9,9 @@ from pathlib import Path
 import numpy as np
 from bench.audio import FIXTURES
 
+from balto.domain.speaker import SpeakerMatch
+from balto.ports.inference import SpeakerIdentifier
+
 SPEAKER_FIXTURES = FIXTURES / "speakers"
 
 
@@ -22,6 +25,12 @@ def voice(name: str, part: str = "test") -> np.ndarray:
     from balto.adapters.ffmpeg import decode_audio_file
 
     return decode_audio_file(SPEAKER_FIXTURES / f"{name}_{part}.opus")
+
+
+async def identify_segment(speakers: SpeakerIdentifier, pcm: np.ndarray, balcao_id: str) -> SpeakerMatch | None:
+    """Both steps of a connection's speaker identification on a final segment: its voice, then who."""
+    heard = await speakers.listen(pcm)  # (not `voice`: that is this module's fixture loader)
+    return None if heard is None else await speakers.identify(heard, balcao_id)
 
 
 def speechbrain_unavailable() -> str | None:

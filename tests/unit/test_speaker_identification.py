@@ -23,6 +23,7 @@ from tests.fakes import (
     ok,
 )
 from tests.support.audio import silence, syllables
+from tests.support.speakers import identify_segment
 from tests.unit.test_session import make
 
 ATTENDANT, CUSTOMER, OTHER_CUSTOMER = 120.0, 320.0, 200.0  # pitches of three synthetic voices
@@ -144,7 +145,7 @@ async def test_embedding_runs_on_the_executor_not_the_event_loop():
 
     with ThreadPoolExecutor(1, thread_name_prefix="speaker") as executor:
         identification = SpeakerIdentification(Recording(), InMemorySpeakerProfileRepository(), executor, CONFIG)
-        match = await identification.for_connection().add_segment(speech(CUSTOMER, 2.0), "B1")
+        match = await identify_segment(identification.for_connection(), speech(CUSTOMER, 2.0), "B1")
     assert match is not None and threads and all(t.startswith("speaker") for t in threads)
     assert threading.current_thread() is threading.main_thread()
 
@@ -245,7 +246,7 @@ async def test_profiles_of_another_embedder_are_ignored():
         SpeakerProfile("Velho", "atendente", embedder.embed(speech(ATTENDANT)), "B1", embedder="resemblyzer")
     )
     identification = SpeakerIdentification(embedder, profiles, config=CONFIG)
-    match = await identification.for_connection().add_segment(speech(ATTENDANT, 2.0), "B1")
+    match = await identify_segment(identification.for_connection(), speech(ATTENDANT, 2.0), "B1")
     assert match is not None and match.top_id == UNKNOWN and match.top_name == "voz_1"
 
 
@@ -282,11 +283,11 @@ async def test_the_speaker_cleaner_runs_on_the_speaker_thread_before_the_embeddi
         embedder, InMemorySpeakerProfileRepository(), executor, CONFIG, cleaner=cleaner
     )
     pcm = speech(CUSTOMER, 2.0)
-    assert await identification.for_connection().add_segment(pcm, "B1") is not None
+    assert await identify_segment(identification.for_connection(), pcm, "B1") is not None
     assert cleaner.calls == 1 and np.array_equal(embedder.seen[0], (pcm // 2).astype(np.int16))
     assert embedder.threads == {"speaker_0"}
 
     cleaner.fail = True  # a failing cleaner costs the segment its cleaning, not its speaker
-    assert await identification.for_connection().add_segment(pcm, "B1") is not None
+    assert await identify_segment(identification.for_connection(), pcm, "B1") is not None
     assert np.array_equal(embedder.seen[1], pcm)
     executor.shutdown()

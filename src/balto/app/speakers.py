@@ -116,11 +116,6 @@ class ConnectionSpeakers(SpeakerIdentifier):
             match = match.naming_unknown(unknown_label(self._voices.assign(voice.embedding), role))
         return match
 
-    async def add_segment(self, pcm: np.ndarray, balcao_id: str) -> SpeakerMatch | None:
-        """Both steps at once, for callers that have the final segment in hand (tests, benchmarks)."""
-        voice = await self.listen(pcm)
-        return None if voice is None else await self.identify(voice, balcao_id)
-
 
 @dataclass(frozen=True)
 class EnrolledVoice:
