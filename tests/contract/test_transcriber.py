@@ -5,6 +5,7 @@ vendor's documented API does."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -133,3 +134,45 @@ async def test_a_provider_fault_is_a_transcription_error(backend):
     pcm, _ = utterance(0)
     with pytest.raises(TranscriptionError):
         await backend.failing().transcribe(pcm, "pt")
+
+
+async def test_local_whisper_given_up_while_it_encodes_stops_before_the_decoder(whisper_model, monkeypatch):
+    """An early start dropped because speech came back cancels its hearing: a decode already past the
+    executor's queue cannot be taken back, but it stops after the encoder instead of running the
+    decoder too (the other half of its cost), frees its worker and is counted."""
+    encoding, go_on = threading.Event(), threading.Event()
+    encode, decodes = whisper_model.encode, []
+
+    def held_encode(features):
+        encoding.set()
+        go_on.wait(30)
+        return encode(features)
+
+    def counted_decoder(generate):
+        def generate_with_fallback(*args, **kwargs):
+            decodes.append(1)
+            return generate(*args, **kwargs)
+
+        return generate_with_fallback
+
+    monkeypatch.setattr(whisper_model, "encode", held_encode)
+    monkeypatch.setattr(whisper_model, "generate_with_fallback", counted_decoder(whisper_model.generate_with_fallback))
+    executor, stopped = ThreadPoolExecutor(1), []
+    transcriber = WhisperTranscriber(whisper_model, executor, language="pt", on_stopped=lambda: stopped.append(1))
+    try:
+        pcm, text = utterance(0)
+        hearing = asyncio.create_task(transcriber.transcribe(pcm))
+        assert await asyncio.to_thread(encoding.wait, 30)
+        hearing.cancel()
+        go_on.set()
+        with pytest.raises(asyncio.CancelledError):
+            await hearing
+        await asyncio.to_thread(executor.submit(lambda: None).result, 30)  # the worker is done with it
+        assert (decodes, transcriber.stopped, stopped, transcriber.idle_workers()) == ([], 1, [1], 1)
+
+        transcript = await transcriber.transcribe(pcm)  # the next caller is heard as usual
+        assert decodes == [1] and transcriber.stopped == 1
+        assert wer(text, transcript.text) <= 0.5, transcript.text
+    finally:
+        go_on.set()
+        executor.shutdown()

@@ -113,7 +113,34 @@ def load_whisper_model(
     return model
 
 
-_window = threading.local()  # the encoder window of the decode running in this thread, in frames
+# Per worker thread, for the decode running in it: the encoder window (frames) it asked for, and the
+# flag its caller sets on giving up.
+_window = threading.local()
+
+
+class _Abandoned(Exception):
+    """Raised in a worker thread when the decode's caller gave up before Whisper's decoder ran."""
+
+
+def _generate_unless_abandoned(generate: Callable[..., _T]) -> Callable[..., _T]:
+    def generate_with_fallback(*args: Any, **kwargs: Any) -> _T:
+        abandoned: threading.Event | None = getattr(_window, "abandoned", None)
+        if abandoned is not None and abandoned.is_set():
+            raise _Abandoned
+        return generate(*args, **kwargs)
+
+    generate_with_fallback.balto_checks_abandon = True  # type: ignore[attr-defined]
+    return generate_with_fallback
+
+
+def _install_abandon_check(model: WhisperModel) -> None:
+    """faster-whisper encodes a window, then runs the decoder on it (`generate_with_fallback`): two
+    halves of about equal cost on a CPU. Between them, a decode whose caller gave up (an early start
+    dropped because speech came back) stops instead of spending the second half. Only this model
+    instance is wrapped, once."""
+    current = model.generate_with_fallback
+    if not getattr(current, "balto_checks_abandon", False):
+        model.generate_with_fallback = _generate_unless_abandoned(current)  # type: ignore[method-assign]
 
 
 def _pad_or_trim_to_window(array: np.ndarray, length: int = 3000, *, axis: int = -1) -> np.ndarray:
@@ -168,10 +195,12 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         pack: bool = False,
         workers: int = 1,
         window_s: float = WHISPER_WINDOW_S,
+        on_stopped: Callable[[], None] | None = None,
     ) -> None:
         if not 5.0 <= window_s <= WHISPER_WINDOW_S:
             raise ValueError(f"the encoder window must be 5-30 s, got {window_s}")
         self._model = model
+        _install_abandon_check(model)
         # Below 30 s the encoder of a segment transcribed alone sees only max(window, segment) of
         # audio: 0.48 instead of 1.25 CPU-s per segment at 15 s, same words (docs/performance.md).
         self._window_frames = None if window_s >= WHISPER_WINDOW_S else int(window_s * 100)
@@ -192,6 +221,8 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         self.windows = 0  # transcription windows run, for metrics and the benchmark
         self.packed_segments = 0
         self.redecoded = 0  # packed segments that came back empty and were decoded again alone
+        self.stopped = 0  # decodes whose caller gave up while they ran, stopped before the decoder
+        self._on_stopped = on_stopped
 
     @property
     def name(self) -> str:
@@ -206,16 +237,36 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
             return max(0, self._workers - self._busy)
 
     async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
-        """`fn(*args)` on the executor, counted as busy until it finishes or is cancelled unstarted."""
+        """`fn(*args)` on the executor, counted as busy until it finishes or is cancelled unstarted.
+        Cancelled while it runs, it stops at the next point that allows it (before the decoder)."""
+        abandoned = threading.Event()
         with self._busy_lock:
             self._busy += 1
         try:
-            future = self._executor.submit(fn, *args)
+            future = self._executor.submit(self._in_worker, abandoned, fn, *args)
         except BaseException:
             self._release(None)
             raise
         future.add_done_callback(self._release)
-        return await asyncio.wrap_future(future)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            abandoned.set()
+            raise
+
+    def _in_worker(self, abandoned: threading.Event, fn: Callable[..., _T], *args: Any) -> _T:
+        _window.abandoned = abandoned
+        try:
+            return fn(*args)
+        except _Abandoned:
+            with self._busy_lock:  # two workers may stop at once
+                self.stopped += 1
+                if self._on_stopped is not None:
+                    self._on_stopped()
+            log.debug("whisper stopped a decode its caller gave up on, before the decoder")
+            raise
+        finally:
+            _window.abandoned = None
 
     def _release(self, _: object) -> None:
         with self._busy_lock:

@@ -365,6 +365,7 @@ class Container(containers.DeclarativeContainer):
         pack=settings.provided.stt_pack,
         workers=settings.provided.stt_workers,
         window_s=settings.provided.stt_window_s,
+        on_stopped=metrics.provided.stt_decodes_stopped.inc,
     )
     assemblyai_transcriber = providers.Resource(_assemblyai_transcriber, settings=settings)
     elevenlabs_transcriber = providers.Resource(_elevenlabs_transcriber, settings=settings)

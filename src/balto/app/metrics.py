@@ -168,6 +168,11 @@ class Metrics:
             "Segments heard during the VAD's hang-over, counted when their connection ends: "
             "usado (the segment closed as heard) or descartado (speech came back first).",
         )
+        self.stt_decodes_stopped = Counter(
+            "balto_stt_decodes_stopped_total",
+            "Local Whisper decodes whose caller gave up while they ran (mostly dropped early starts), "
+            "stopped after the encoder, before the decoder.",
+        )
         self.interactions = Counter("balto_interactions_total", "Interaction rows handed to storage, by origin.")
         self.stt_latency = Histogram("balto_stt_latency_seconds", "Transcription latency by provider.")
         self.llm_latency = Histogram("balto_llm_latency_seconds", "LLM call latency by provider and status.")
@@ -219,6 +224,7 @@ class Metrics:
             self.connections,
             self.segments,
             self.early_starts,
+            self.stt_decodes_stopped,
             self.interactions,
             self.stt_latency,
             self.llm_latency,
