@@ -33,7 +33,7 @@ from balto.domain.vad import FRAME_SAMPLES, Segmenter
 from bench import machine
 from bench.audio import RATE, build_conversation
 
-TIMESLICE_S = 0.25
+TIMESLICE_S = 0.1  # the counter page's MediaRecorder timeslice (TIMESLICE_MS in static/balcao.js)
 
 
 def encode_webm(pcm: np.ndarray) -> bytes:
@@ -60,9 +60,9 @@ def encode_webm(pcm: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def pieces_of(data: bytes, duration_s: float) -> list[bytes]:
-    """Raw PCM in equal pieces of TIMESLICE_S (bytes are time for PCM)."""
-    count = max(1, round(duration_s / TIMESLICE_S))
+def pieces_of(data: bytes, duration_s: float, timeslice_s: float = TIMESLICE_S) -> list[bytes]:
+    """Raw PCM in equal pieces of `timeslice_s` (bytes are time for PCM)."""
+    count = max(1, round(duration_s / timeslice_s))
     size = -(-len(data) // count)
     return [data[i : i + size] for i in range(0, len(data), size)]
 
@@ -122,7 +122,9 @@ def webm_pieces(data: bytes, timeslice_s: float = TIMESLICE_S, frame_s: float = 
     return pieces
 
 
-async def run_stream(pieces: list[bytes], fmt: str, speed: float, cleaner: NoiseReduceCleaner | None) -> int:
+async def run_stream(
+    pieces: list[bytes], fmt: str, speed: float, cleaner: NoiseReduceCleaner | None, timeslice_s: float = TIMESLICE_S
+) -> int:
     decoder = AutoDecoder(AudioFormat("auto"), container_decoder=FfmpegDecoder)
     detector, segmenter = WebRtcSpeechDetector(2), Segmenter()
     segments = 0
@@ -143,7 +145,7 @@ async def run_stream(pieces: list[bytes], fmt: str, speed: float, cleaner: Noise
 
     consumer = asyncio.create_task(consume())
     started = time.monotonic()
-    interval = TIMESLICE_S / speed if speed > 0 else 0.0
+    interval = timeslice_s / speed if speed > 0 else 0.0
     for index, piece in enumerate(pieces):
         await decoder.write(piece, time.time())
         if interval:
@@ -154,11 +156,19 @@ async def run_stream(pieces: list[bytes], fmt: str, speed: float, cleaner: Noise
     return segments
 
 
-async def measure(pieces: list[bytes], fmt: str, streams: int, speed: float, audio_s: float, clean: bool) -> dict:
+async def measure(
+    pieces: list[bytes],
+    fmt: str,
+    streams: int,
+    speed: float,
+    audio_s: float,
+    clean: bool,
+    timeslice_s: float = TIMESLICE_S,
+) -> dict:
     cleaner = NoiseReduceCleaner() if clean else None
     gc.collect()
     before, wall = os.times(), time.monotonic()
-    counts = await asyncio.gather(*(run_stream(pieces, fmt, speed, cleaner) for _ in range(streams)))
+    counts = await asyncio.gather(*(run_stream(pieces, fmt, speed, cleaner, timeslice_s) for _ in range(streams)))
     after, wall = os.times(), time.monotonic() - wall
     own = (after.user - before.user) + (after.system - before.system)
     children = (after.children_user - before.children_user) + (after.children_system - before.children_system)
@@ -167,6 +177,7 @@ async def measure(pieces: list[bytes], fmt: str, streams: int, speed: float, aud
         "format": fmt,
         "cleaner_on_segments": clean,
         "streams": streams,
+        "timeslice_ms": round(timeslice_s * 1000),
         "audio_s_per_stream": round(audio_s, 1),
         "speed": speed,
         "wall_s": round(wall, 1),
@@ -224,18 +235,23 @@ def main() -> None:
     parser.add_argument("--speed", type=float, default=4.0, help="x real time per stream; 0 = flat out")
     parser.add_argument("--formats", nargs="+", default=["webm", "pcm"])
     parser.add_argument("--cleaner", action="store_true", help="also measure cleaning each VAD segment")
+    parser.add_argument(
+        "--timeslice-ms", type=int, default=int(TIMESLICE_S * 1000), help="how often a stream hands over a piece"
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
     conversation = build_conversation(seed=11, duration_s=args.seconds)
-    audio_s = conversation.duration_s
-    streams = {"pcm": pieces_of(conversation.pcm.astype("<i2").tobytes(), audio_s)}
+    audio_s, timeslice_s = conversation.duration_s, args.timeslice_ms / 1000
+    streams = {"pcm": pieces_of(conversation.pcm.astype("<i2").tobytes(), audio_s, timeslice_s)}
     if "webm" in args.formats:
-        streams["webm"] = webm_pieces(encode_webm(conversation.pcm))
+        streams["webm"] = webm_pieces(encode_webm(conversation.pcm), timeslice_s)
     results = []
     for fmt in args.formats:
         for clean in [False, True] if args.cleaner else [False]:
-            results.append(asyncio.run(measure(streams[fmt], fmt, args.streams, args.speed, audio_s, clean)))
+            results.append(
+                asyncio.run(measure(streams[fmt], fmt, args.streams, args.speed, audio_s, clean, timeslice_s))
+            )
             print(json.dumps(results[-1]), flush=True)
     memory = asyncio.run(memory_per_connection(b"".join(streams["webm"])) if "webm" in streams else asyncio.sleep(0))
     report = {

@@ -71,12 +71,14 @@ class Counter:
     error: str | None = None
 
 
-def make_pieces(conversation: Conversation, fmt: str) -> tuple[list[bytes], float]:
+def make_pieces(conversation: Conversation, fmt: str, timeslice_s: float = TIMESLICE_S) -> tuple[list[bytes], float]:
+    """The recording as a counter sends it: WebM pieces every `timeslice_s` (MediaRecorder's
+    timeslice), or raw PCM frames of 100 ms."""
     if fmt == "pcm":
         step = RATE // 10
         pcm = conversation.pcm
         return [pcm[i : i + step].astype("<i2").tobytes() for i in range(0, pcm.size, step)], 0.1
-    return webm_pieces(encode_webm(conversation.pcm), TIMESLICE_S), TIMESLICE_S
+    return webm_pieces(encode_webm(conversation.pcm), timeslice_s), timeslice_s
 
 
 async def stream_counter(url: str, counter: Counter, start_delay_s: float) -> None:
@@ -459,10 +461,15 @@ def scrape(server: Server) -> dict[str, float]:
 
 
 def early_starts(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:
-    """Segments heard during the hang-over in this level: kept (the segment closed as heard) or not."""
+    """Segments heard during the hang-over in this level: kept (the segment closed as heard) or not,
+    and the Whisper decodes that stopped before the decoder because their caller gave up (dropped
+    early starts whose encoder was still running)."""
     out = {}
-    for outcome, label in (("used", "usado"), ("dropped", "descartado")):
-        name = f'balto_early_starts_total{{resultado="{label}"}}'
+    for outcome, name in (
+        ("used", 'balto_early_starts_total{resultado="usado"}'),
+        ("dropped", 'balto_early_starts_total{resultado="descartado"}'),
+        ("stopped_before_decoder", "balto_stt_decodes_stopped_total"),
+    ):
         out[outcome] = int(after.get(name, 0.0) - before.get(name, 0.0))
     return out
 
@@ -558,6 +565,12 @@ def main() -> None:
     parser.add_argument("--counters", type=int, nargs="+", default=[1, 8, 16, 24, 32])
     parser.add_argument("--seconds", type=float, default=120.0, help="audio per counter")
     parser.add_argument("--format", choices=["webm", "pcm"], default="webm")
+    parser.add_argument(
+        "--timeslice-ms",
+        type=int,
+        default=int(TIMESLICE_S * 1000),
+        help="WebM: how often a counter hands over a piece (MediaRecorder's timeslice; the page's value by default)",
+    )
     parser.add_argument("--source", choices=["auto", "real", "fixtures"], default="auto")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "measurements" / "bench")
     parser.add_argument("--env", action="append", default=[], help="extra server setting, NAME=VALUE")
@@ -613,7 +626,7 @@ def main() -> None:
         conversation = build_conversation(
             seed=1000 + i, duration_s=args.seconds, source=source, pauses=(0.5, 8.0), shuffle=True
         )
-        recordings.append((conversation, *make_pieces(conversation, args.format)))
+        recordings.append((conversation, *make_pieces(conversation, args.format, args.timeslice_ms / 1000)))
     front_end = None
     if not args.no_breakdown:
         front_end = frontend_alone(recordings[0][1], recordings[0][0].duration_s)
@@ -685,6 +698,7 @@ def main() -> None:
         "command": "python -m bench.server " + " ".join(sys.argv[1:]),
         "machine": machine.describe(),
         "format": args.format,
+        "timeslice_ms": args.timeslice_ms if args.format == "webm" else 100,
         "source": source,
         "seconds_per_counter": args.seconds,
         "server_idle_rss_mb": round(idle_rss / 1e6, 1),

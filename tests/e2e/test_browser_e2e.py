@@ -6,6 +6,7 @@ Screenshots of both pages go to tests/artifacts/."""
 from __future__ import annotations
 
 import base64
+import math
 import re
 import tempfile
 import time
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 
 from balto.adapters.ffmpeg import decode_audio_file
+from balto.app.console import STATIC
 from balto.evaluation import wer
 from tests.e2e.conftest import balto
 from tests.support.audio import fixture_manifest
@@ -27,10 +29,13 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 EBML = b"\x1a\x45\xdf\xa3"
 ADMIN_KEY = "e2e-admin-key"  # the e2e server's BALTO_ADMIN_KEY
 
-# Records `ms` of the fake microphone exactly as the counter page does (WebM/Opus, 250 ms timeslices)
-# and hands back every chunk, base64, with the time it arrived.
+# The counter page's MediaRecorder timeslice.
+TIMESLICE_MS = int(re.search(r"const TIMESLICE_MS = (\d+);", (STATIC / "balcao.js").read_text()).group(1))
+
+# Records `ms` of the fake microphone exactly as the counter page does (WebM/Opus, its timeslice) and
+# hands back every chunk, base64, with the time it arrived.
 RECORD_JS = """
-async (ms) => {
+async ([ms, timeslice]) => {
   const stream = await navigator.mediaDevices.getUserMedia({
     audio: {echoCancellation: false, noiseSuppression: false, autoGainControl: false}});
   const recorder = new MediaRecorder(stream, {mimeType: "audio/webm;codecs=opus", audioBitsPerSecond: 32000});
@@ -38,7 +43,7 @@ async (ms) => {
   recorder.ondataavailable = (e) => { chunks.push(e.data); times.push(performance.now()); };
   const stopped = new Promise((resolve) => { recorder.onstop = resolve; });
   const t0 = performance.now();
-  recorder.start(250);
+  recorder.start(timeslice);
   await new Promise((resolve) => setTimeout(resolve, ms));
   recorder.stop();
   await stopped;
@@ -70,7 +75,7 @@ async def test_chromium_mediarecorder_makes_webm_opus_that_ffmpeg_decodes_and_wh
     page = await browser.new_page()
     try:
         await page.goto(f"{server.http}/balcao")  # any page of the server's origin: getUserMedia needs one
-        recorded = await page.evaluate(RECORD_JS, 6000)
+        recorded = await page.evaluate(RECORD_JS, [6000, TIMESLICE_MS])
     finally:
         await page.close()
     chunks = [base64.b64decode(c) for c in recorded["chunks"]]
@@ -78,15 +83,17 @@ async def test_chromium_mediarecorder_makes_webm_opus_that_ffmpeg_decodes_and_wh
     assert chunks[0][:4] == EBML, "the first chunk must carry the EBML header"
     assert not any(c[:4] == EBML for c in chunks[1:]), "later chunks are bare clusters"
     # The last chunk is the flush at stop(); the others come at the timeslice, rounded up to whole Opus
-    # packets: Chromium's encoder packs 60 ms frames, so a 250 ms timeslice gives a chunk every 300 ms.
+    # packets: Chromium's encoder packs 60 ms frames, so a 100 ms timeslice gives a chunk every 120 ms
+    # (and 250 ms one every 300 ms).
+    expected_ms = math.ceil(TIMESLICE_MS / 60) * 60
     times = recorded["times"][:-1]
     interval_ms = float(np.median(np.diff(times)))
     print(
         f"MediaRecorder: {len(chunks)} chunks in 6 s, one every {interval_ms:.0f} ms (median), "
         f"{1000 / interval_ms:.2f} per second, {sum(map(len, chunks))} bytes"
     )
-    assert 240 <= interval_ms <= 320, f"a chunk every {interval_ms:.0f} ms for a 250 ms timeslice"
-    assert len(chunks) >= 18
+    assert expected_ms - 60 <= interval_ms <= expected_ms + 20, f"a chunk every {interval_ms:.0f} ms"
+    assert len(chunks) >= 6000 / (expected_ms + 20) - 1
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "chromium.webm"
         path.write_bytes(b"".join(chunks))

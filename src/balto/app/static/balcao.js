@@ -1,9 +1,11 @@
 "use strict";
-// The counter client: microphone -> MediaRecorder (WebM/Opus, 250 ms slices) -> /ws, and what the
+// The counter client: microphone -> MediaRecorder (WebM/Opus, 100 ms slices) -> /ws, and what the
 // server sends back (transcript, cards, checklist) on screen. Protocol: docs/protocol.md.
 (() => {
   const $ = (id) => document.getElementById(id);
-  const TIMESLICE_MS = 250;
+  // The server closes a segment when the slice that completes its silence arrives: shorter slices,
+  // sooner transcripts (docs/performance.md).
+  const TIMESLICE_MS = 100;
   const MIME = "audio/webm;codecs=opus";
   // Refusals that a retry cannot fix (bad key, bad settings, audio the server cannot read).
   const FATAL_CLOSE = new Set([4400, 4401, 4415, 4422]);
