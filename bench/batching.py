@@ -12,7 +12,6 @@ segments all wait for the whole batch, so wall time per segment is the throughpu
 from __future__ import annotations
 
 import argparse
-import resource
 import time
 from pathlib import Path
 
@@ -22,11 +21,7 @@ from faster_whisper.tokenizer import Tokenizer
 
 from balto.adapters.faster_whisper import load_whisper_model
 from bench.audio import utterances
-
-
-def cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+from bench.machine import cpu_s
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 from pathlib import Path
 
 
@@ -29,3 +30,9 @@ def cpu_model() -> str:
 def describe() -> str:
     """'host x86_64, 2 cores, AMD EPYC (family 25, model 17)'."""
     return f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores, {cpu_model()}"
+
+
+def cpu_s() -> float:
+    """CPU-seconds this process has spent so far, every thread's, user and system."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,11 +24,7 @@ from balto.app.container import single_thread_blas
 from balto.evaluation import word_errors
 from bench.audio import build_conversation
 from bench.cleaner import segment
-
-
-def cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+from bench.machine import cpu_s
 
 
 async def transcribe_all(transcriber: WhisperTranscriber, pcms: list, k: int) -> list[str]:

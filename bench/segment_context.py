@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -31,11 +30,7 @@ from balto.app.container import single_thread_blas
 from balto.evaluation import word_errors
 from bench.audio import RATE, build_conversation
 from bench.cleaner import segment
-
-
-def cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+from bench.machine import cpu_s
 
 
 def main() -> None:

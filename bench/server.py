@@ -698,7 +698,7 @@ def main() -> None:
         "command": "python -m bench.server " + " ".join(sys.argv[1:]),
         "machine": machine.describe(),
         "format": args.format,
-        "timeslice_ms": args.timeslice_ms if args.format == "webm" else 100,
+        "timeslice_ms": round(recordings[0][2] * 1000),  # PCM goes in 100 ms frames whatever the option
         "source": source,
         "seconds_per_counter": args.seconds,
         "server_idle_rss_mb": round(idle_rss / 1e6, 1),
