@@ -27,9 +27,11 @@ def utterance(index: int) -> tuple[np.ndarray, str]:
 
 
 @pytest.fixture
-def packing(whisper_model):
+async def packing(whisper_model):
     executor = ThreadPoolExecutor(1)
-    yield WhisperTranscriber(whisper_model, executor, language="pt", pack=True)
+    packing = WhisperTranscriber(whisper_model, executor, language="pt", pack=True)
+    yield packing
+    await packing.aclose()
     executor.shutdown()
 
 
@@ -95,6 +97,7 @@ async def test_a_short_encoder_window_hears_the_same_words(whisper_model, pack, 
         results = [await short.transcribe(utterance(i)[0], "pt") for i in (0, 1)]
         left = executor.submit(lambda: getattr(faster_whisper._window, "frames", None)).result()
     finally:
+        await short.aclose()
         executor.shutdown()
     for (_, said), result in zip((utterance(0), utterance(1)), results, strict=True):
         assert wer(said, result.text) <= 0.5, result.text

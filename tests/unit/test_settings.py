@@ -119,6 +119,8 @@ def test_speechbrain_gets_its_own_calibration_defaults():
         {"STT_WINDOW_S": "4"},
         {"STT_WINDOW_S": "31"},
         {"STT_WINDOW_S": "vinte"},
+        {"STT_BATCH": "0"},
+        {"STT_BATCH": "quatro"},
         {"SPEECH_GATE": "webrtc"},
         {"SPEECH_GATE_THRESHOLD": "1.5"},
         {"SPEECH_GATE_MIN_MS": "-1"},
@@ -303,6 +305,11 @@ def test_asking_for_an_embedder_that_is_not_installed_fails_at_start_up(monkeypa
         Settings.from_env({"SPEAKER_EMBEDDER": "speechbrain", "SPEAKER_ID": "on"})
     # Unset, it is simply off.
     assert not Settings.from_env({"SPEAKER_EMBEDDER": "speechbrain"}).speaker.enabled
+
+
+def test_whisper_batching_is_off_unless_asked_for():
+    assert Settings.from_env({}).stt_batch == 1
+    assert Settings.from_env({"STT_BATCH": "4"}).stt_batch == 4
 
 
 def test_the_loop_diagnostics_are_off_unless_asked_for():

@@ -168,6 +168,7 @@ class _Request:
     language: str | None
     future: asyncio.Future[Transcript]
     queued_at: float = field(default_factory=time.perf_counter)
+    gave_up: threading.Event = field(default_factory=threading.Event)  # set when its caller cancels
 
 
 class WhisperTranscriber(Transcriber, LocalWorkers):
@@ -178,11 +179,20 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
     through the hallucination rules of `balto.domain.transcription`; each suppression is logged with
     its reason.
 
-    With `pack` on, segments wait in one queue shared by every connection; a worker takes all that
-    are waiting (up to a 28 s window) and transcribes them in one Whisper window, laid end to end
-    with a second of silence between them, then hands each its own words back. One segment alone is
-    transcribed alone, so an idle server adds no delay; under load, encoder work is shared instead of
-    repeated per segment (docs/performance.md has the numbers).
+    With `batch` above 1, segments wait in one queue shared by every connection, and a worker that
+    finds several waiting takes up to `batch` of them (its share, when other workers are idle too)
+    and runs them through Whisper as one batch: each keeps its own encoder window, but the decoder
+    steps them together, reading its weights once per step for all of them. On CPUs where a decoder
+    step is bound by reading weights (the AMD EPYCs measured) that costs a quarter less per segment
+    at four, but every segment of a batch waits for the whole batch: in the server it paid only past
+    the machine's capacity, so it is off by default (docs/performance.md). A segment that finds the
+    queue empty is decoded at once, alone.
+
+    With `pack` on, segments wait in the same queue; a worker takes all that are waiting (up to a
+    28 s window) and transcribes them in one Whisper window, laid end to end with a second of silence
+    between them, then hands each its own words back. One segment alone is transcribed alone, so an
+    idle server adds no delay; under load, encoder work is shared instead of repeated per segment
+    (docs/performance.md has the numbers).
     """
 
     def __init__(
@@ -196,9 +206,13 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         workers: int = 1,
         window_s: float = WHISPER_WINDOW_S,
         on_stopped: Callable[[], None] | None = None,
+        batch: int = 1,
+        on_batched: Callable[[int], None] | None = None,
     ) -> None:
         if not 5.0 <= window_s <= WHISPER_WINDOW_S:
             raise ValueError(f"the encoder window must be 5-30 s, got {window_s}")
+        if batch < 1:
+            raise ValueError(f"a batch holds at least one segment, got {batch}")
         self._model = model
         _install_abandon_check(model)
         # Below 30 s the encoder of a segment transcribed alone sees only max(window, segment) of
@@ -211,7 +225,10 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         self._beam_size = beam_size
         self._suppress = suppress_hallucinations
         self._pack = pack
+        self._batch = 1 if pack else batch
         self._workers = max(1, workers)
+        self._busy_dispatchers = 0  # dispatchers with a batch on a worker
+        self._tokenizers: dict[str, tuple[Any, tuple[int, ...]]] = {}
         self._busy = 0  # decodes handed to the executor and not finished (or cancelled) yet
         self._busy_lock = threading.Lock()
         self._pending: list[_Request] = []
@@ -222,7 +239,10 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         self.packed_segments = 0
         self.redecoded = 0  # packed segments that came back empty and were decoded again alone
         self.stopped = 0  # decodes whose caller gave up while they ran, stopped before the decoder
+        self.batches = 0  # batched calls of more than one segment
+        self.batched_segments = 0  # segments decoded in those calls
         self._on_stopped = on_stopped
+        self._on_batched = on_batched
 
     @property
     def name(self) -> str:
@@ -231,6 +251,11 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
     @property
     def workers(self) -> int:
         return self._workers
+
+    @property
+    def batch(self) -> int:
+        """The most segments one Whisper call decodes together (1: each alone)."""
+        return self._batch
 
     def idle_workers(self) -> int:
         with self._busy_lock:
@@ -259,21 +284,25 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         try:
             return fn(*args)
         except _Abandoned:
-            with self._busy_lock:  # two workers may stop at once
-                self.stopped += 1
-                if self._on_stopped is not None:
-                    self._on_stopped()
-            log.debug("whisper stopped a decode its caller gave up on, before the decoder")
+            self._count_stopped(1)
             raise
         finally:
             _window.abandoned = None
+
+    def _count_stopped(self, decodes: int) -> None:
+        with self._busy_lock:  # two workers may stop at once
+            self.stopped += decodes
+            if self._on_stopped is not None:
+                for _ in range(decodes):
+                    self._on_stopped()
+        log.debug("whisper stopped %d decode(s) their callers gave up on, before the decoder", decodes)
 
     def _release(self, _: object) -> None:
         with self._busy_lock:
             self._busy -= 1
 
     async def transcribe(self, pcm: np.ndarray, language: str | None = None) -> Transcript:
-        if self._pack:
+        if self._pack or self._batch > 1:
             return await self._enqueue(pcm, language or self._language)
         started = time.perf_counter()
         try:
@@ -291,31 +320,64 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
 
     # -- the shared queue and its workers -----------------------------------------------------------
 
+    async def aclose(self) -> None:
+        """Stops the queue's dispatchers (packing or batching) of the running loop; a caller still
+        waiting gets a cancellation. The loop's end does this too; a test's loop may not."""
+        dispatchers, self._dispatchers = self._dispatchers, []
+        for task in dispatchers:
+            task.cancel()
+        await asyncio.gather(*dispatchers, return_exceptions=True)
+        for request in self._pending:
+            request.future.cancel()
+        self._pending = []
+
     async def _enqueue(self, pcm: np.ndarray, language: str | None) -> Transcript:
         loop = asyncio.get_running_loop()
         if self._wake is None or self._loop is not loop:
             # Queue and workers belong to one event loop (a test or a benchmark may run several).
             self._loop, self._wake, self._dispatchers, self._pending = loop, asyncio.Event(), [], []
+            self._busy_dispatchers = 0
         self._dispatchers = [task for task in self._dispatchers if not task.done()]
         while len(self._dispatchers) < self._workers:
             self._dispatchers.append(asyncio.create_task(self._dispatch(), name="whisper-dispatch"))
         request = _Request(pcm, language, loop.create_future())
         self._pending.append(request)
         self._wake.set()
-        return await request.future
+        try:
+            return await request.future
+        except asyncio.CancelledError:
+            request.gave_up.set()  # a batch already on a worker leaves it out of the decoder
+            raise
 
     def _take_batch(self) -> list[_Request]:
-        """The oldest waiting request and those after it, of the same language, that fit one window."""
+        """The oldest waiting request and those after it, of the same language, that fit one window
+        (packing) or one batch (batching)."""
         self._pending = [r for r in self._pending if not r.future.done()]  # callers that gave up
         if not self._pending:
             return []
         language = self._pending[0].language
-        candidates = [r for r in self._pending if r.language == language]
-        fitting = len(pack_offsets([r.pcm.size / 16_000 for r in candidates]))
-        batch = candidates[:fitting]
+        if self._pack:
+            candidates = [r for r in self._pending if r.language == language]
+            batch = candidates[: len(pack_offsets([r.pcm.size / 16_000 for r in candidates]))]
+        elif language is None or not self._fits_window(self._pending[0]):
+            batch = self._pending[:1]  # decoded alone, by faster-whisper's own path
+        else:
+            candidates = [r for r in self._pending if r.language == language and self._fits_window(r)]
+            # Idle workers share what waits: two segments and two idle workers are two decodes at once,
+            # not one batch of two and an idle worker. The caller is one of the idle ones.
+            idle = max(1, len(self._dispatchers) - self._busy_dispatchers)
+            share = math.ceil(len(candidates) / idle)
+            batch = candidates[: min(self._batch, share)]
         taken = {id(r) for r in batch}
         self._pending = [r for r in self._pending if id(r) not in taken]
         return batch
+
+    def _fits_window(self, request: _Request) -> bool:
+        return request.pcm.size <= self._batch_frames * 160  # 160 samples per 10 ms mel frame
+
+    @property
+    def _batch_frames(self) -> int:
+        return self._window_frames or 3000
 
     async def _dispatch(self) -> None:
         assert self._wake is not None
@@ -325,35 +387,130 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            self._busy_dispatchers += 1
             try:
-                results = await self._run(self._decode_batch, batch)
-            except Exception as exc:  # CTranslate2 raises plain RuntimeErrors; a shut-down pool too
-                for request in batch:
-                    if not request.future.done():
-                        request.future.set_exception(TranscriptionError(f"whisper failed: {exc}"))
-                continue
-            self.windows += 1
-            self.packed_segments += len(batch)
-            finished = time.perf_counter()
-            for request, (text, lang, confidence) in zip(batch, results, strict=True):
-                if not request.future.done():
-                    request.future.set_result(
-                        Transcript(
-                            text=text,
-                            language=lang,
-                            confidence=confidence,
-                            provider=self.name,
-                            latency_ms=(finished - request.queued_at) * 1000,
-                        )
-                    )
+                await self._decode_and_answer(batch)
+            finally:
+                self._busy_dispatchers -= 1
 
-    def _decode_batch(self, batch: list[_Request]) -> list[tuple[str, str | None, float | None]]:
-        """In a worker thread: one window, for one segment or several packed ones."""
+    async def _decode_and_answer(self, batch: list[_Request]) -> None:
+        try:
+            results = await self._run(self._decode_batch, batch)
+        except Exception as exc:  # CTranslate2 raises plain RuntimeErrors; a shut-down pool too
+            for request in batch:
+                if not request.future.done():
+                    request.future.set_exception(TranscriptionError(f"whisper failed: {exc}"))
+            return
+        self.windows += 1
+        if self._pack:
+            self.packed_segments += len(batch)
+        elif len(batch) > 1:
+            self.batches += 1
+            self.batched_segments += len(batch)
+            if self._on_batched is not None:
+                self._on_batched(len(batch))
+        finished = time.perf_counter()
+        for request, result in zip(batch, results, strict=True):
+            if result is None or request.future.done():
+                continue  # its caller gave up (and it was left out of the decoder, if in time)
+            text, lang, confidence = result
+            request.future.set_result(
+                Transcript(
+                    text=text,
+                    language=lang,
+                    confidence=confidence,
+                    provider=self.name,
+                    latency_ms=(finished - request.queued_at) * 1000,
+                )
+            )
+
+    def _decode_batch(self, batch: list[_Request]) -> list[tuple[str, str | None, float | None] | None]:
+        """In a worker thread: one window, for one segment or several packed ones; or a batch."""
+        if not self._pack and batch[0].language is not None and self._fits_window(batch[0]):
+            return self._decode_together(batch)
         if len(batch) == 1:
             segments, lang, evidence = self._decode(batch[0].pcm, batch[0].language)
             text, confidence = self._keep_real_speech(segments, evidence)
             return [(text, lang, confidence)]
-        return self._decode_packed(batch)
+        return list(self._decode_packed(batch))
+
+    def _decode_together(self, batch: list[_Request]) -> list[tuple[str, str | None, float | None] | None]:
+        """In a worker thread: the segments of `batch` (one language, each within the encoder window)
+        through Whisper's encoder and beam-search decoder as one batch. What faster-whisper's
+        `transcribe` does for one window with the options of `_decode_in_window`, so a segment gets the
+        same words and the same signals for the hallucination rules either way (a contract test holds
+        the two paths to it). A segment whose caller gave up by the time the encoder is done is left out
+        of the decoder (None in its place)."""
+        import ctranslate2
+        from faster_whisper.audio import pad_or_trim
+        from faster_whisper.transcribe import get_compression_ratio
+
+        language = batch[0].language
+        assert language is not None
+        tokenizer, suppressed = self._tokenizer(language)
+        features, content = [], []
+        for request in batch:
+            mel = self._model.feature_extractor(request.pcm.astype(np.float32) / 32768.0)
+            # faster-whisper's window: every frame but the last, padded to the encoder window.
+            content.append(mel.shape[-1] - 1)
+            features.append(pad_or_trim(mel[:, : content[-1]], self._batch_frames))
+        encoded = self._model.model.encode(
+            ctranslate2.StorageView.from_array(np.ascontiguousarray(np.stack(features))), to_cpu=False
+        )
+        wanted = [i for i, request in enumerate(batch) if not request.gave_up.is_set()]
+        if not wanted:
+            raise _Abandoned
+        if len(wanted) < len(batch):
+            self._count_stopped(len(batch) - len(wanted))
+            encoded = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(encoded)[wanted]))
+        prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+        # One budget per call: the longest segment's (a loop is cut by the rules either way).
+        budget = max(max_new_tokens(batch[i].pcm.size / 16_000) for i in wanted)
+        results = self._model.model.generate(
+            encoded,
+            [prompt] * len(wanted),
+            beam_size=self._beam_size,
+            patience=1,
+            length_penalty=1,
+            repetition_penalty=1,
+            no_repeat_ngram_size=0,
+            max_length=len(prompt) + budget,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=list(suppressed),
+            max_initial_timestamp_index=50,  # faster-whisper's max_initial_timestamp 1.0 s, 0.02 s a step
+        )
+        out: list[tuple[str, str | None, float | None] | None] = [None] * len(batch)
+        for i, result in zip(wanted, results, strict=True):
+            tokens = result.sequences_ids[0]
+            text = tokenizer.decode(tokens)
+            segments = []
+            if content[i] > 0 and text.strip():  # faster-whisper skips a window with no frames or no text
+                segments.append(
+                    DecodedSegment(
+                        text=text,
+                        no_speech_prob=result.no_speech_prob,
+                        avg_logprob=result.scores[0] * len(tokens) / (len(tokens) + 1),
+                        compression_ratio=get_compression_ratio(text.strip()),
+                    )
+                )
+            kept, confidence = self._keep_real_speech(segments, AudioEvidence.of(batch[i].pcm))
+            out[i] = (kept, language, confidence)
+        return out
+
+    def _tokenizer(self, language: str) -> tuple[Any, tuple[int, ...]]:
+        """The tokenizer for `language` and the tokens faster-whisper suppresses with it (`[-1]`)."""
+        if language not in self._tokenizers:
+            from faster_whisper.tokenizer import Tokenizer
+            from faster_whisper.transcribe import get_suppressed_tokens
+
+            tokenizer = Tokenizer(
+                self._model.hf_tokenizer, self._model.model.is_multilingual, task="transcribe", language=language
+            )
+            suppressed = get_suppressed_tokens(tokenizer, [-1])  # type: ignore[arg-type]
+            self._tokenizers[language] = (tokenizer, tuple(suppressed or ()))
+        return self._tokenizers[language]
 
     def _decode_packed(self, batch: list[_Request]) -> list[tuple[str, str | None, float | None]]:
         # Packed segments keep Whisper's full window: with a short one, words were lost at the joins

@@ -363,9 +363,11 @@ class Container(containers.DeclarativeContainer):
         language=settings.provided.stt_language,
         beam_size=settings.provided.stt_beam_size,
         pack=settings.provided.stt_pack,
+        batch=settings.provided.stt_batch,
         workers=settings.provided.stt_workers,
         window_s=settings.provided.stt_window_s,
         on_stopped=metrics.provided.stt_decodes_stopped.inc,
+        on_batched=metrics.provided.whisper_batched,
     )
     assemblyai_transcriber = providers.Resource(_assemblyai_transcriber, settings=settings)
     elevenlabs_transcriber = providers.Resource(_elevenlabs_transcriber, settings=settings)

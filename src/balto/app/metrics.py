@@ -173,6 +173,13 @@ class Metrics:
             "Local Whisper decodes whose caller gave up while they ran (mostly dropped early starts), "
             "stopped after the encoder, before the decoder.",
         )
+        self.stt_batches = Counter(
+            "balto_stt_batches_total",
+            "Local Whisper calls that decoded segments of several connections together (STT_BATCH).",
+        )
+        self.stt_batched_segments = Counter(
+            "balto_stt_batched_segments_total", "Segments local Whisper decoded in those batched calls."
+        )
         self.interactions = Counter("balto_interactions_total", "Interaction rows handed to storage, by origin.")
         self.stt_latency = Histogram("balto_stt_latency_seconds", "Transcription latency by provider.")
         self.llm_latency = Histogram("balto_llm_latency_seconds", "LLM call latency by provider and status.")
@@ -211,6 +218,11 @@ class Metrics:
                 status=str(interaction.ia_status),
             )
 
+    def whisper_batched(self, segments: int) -> None:
+        """Local Whisper decoded `segments` of several connections in one call."""
+        self.stt_batches.inc()
+        self.stt_batched_segments.inc(segments)
+
     def storage_changed(self, storage: Any) -> None:
         """The write queue's depth and the journal's size (a DurableInteractions calls this)."""
         self.queue_depth.set(storage.depth)
@@ -225,6 +237,8 @@ class Metrics:
             self.segments,
             self.early_starts,
             self.stt_decodes_stopped,
+            self.stt_batches,
+            self.stt_batched_segments,
             self.interactions,
             self.stt_latency,
             self.llm_latency,

@@ -183,6 +183,9 @@ class Settings:
     stt_early_reserve: int = 1  # workers an early start (VAD_EARLY_START_MS) leaves free (never all of them)
     stt_beam_size: int = 5  # beam 1 lost 1.8 WER points on noisy counter speech (docs/performance.md)
     stt_pack: bool = False  # pack segments that wait at once into one Whisper window (opt-in)
+    # Segments of different counters that wait at once, decoded as one Whisper batch (at most this
+    # many). 1, off: a batch's segments all wait for it, and below capacity p95 rose (docs/performance.md).
+    stt_batch: int = 1
     stt_window_s: float = 10.0  # encoder window of a segment decoded alone (docs/performance.md)
     # silero | off: a speech model's second opinion on each VAD segment; segments with no speech are
     # stored (stt_provider "silero", stt_status "vazia") without being transcribed or identified.
@@ -268,6 +271,7 @@ class Settings:
             stt_early_reserve=_int(env, "STT_EARLY_RESERVE", 1, 0),
             stt_beam_size=_int(env, "STT_BEAM_SIZE", 5, 1),
             stt_pack=_bool(env, "STT_PACK", False),
+            stt_batch=_int(env, "STT_BATCH", 1, 1),
             stt_window_s=_window_s(env),
             speech_gate=gate,
             speech_gate_policy=gate_policy,

@@ -1,0 +1,148 @@
+"""Local Whisper with batching on (STT_BATCH): segments of several counters that wait at once go
+through Whisper's encoder and decoder as one batch, and each gets exactly the words and the
+hallucination rules' signals it gets when decoded alone. Idle workers share what waits before any of
+them batches, a caller that gives up is left out of the decoder, and what cannot share a batch (a
+segment longer than the encoder window) is decoded alone."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pytest
+
+from balto.adapters.faster_whisper import WhisperTranscriber
+from balto.evaluation import wer
+from tests.support.audio import FIXTURES, fixture_manifest, read_wav, silence
+
+pytestmark = pytest.mark.slow
+
+MANIFEST = fixture_manifest()["balcao_pt.wav"]
+PCM = read_wav(FIXTURES / "balcao_pt.wav")
+
+
+def utterance(index: int) -> tuple[np.ndarray, str]:
+    u = MANIFEST["utterances"][index]
+    return PCM[int((u["start_s"] - 0.24) * 16_000) : int((u["end_s"] + 0.12) * 16_000)], u["text"]
+
+
+class Recording:
+    """CTranslate2's Whisper behind a proxy that records the batch size of each encoder and decoder
+    call, and can hold the encoder."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+        self.encoded: list[int] = []
+        self.generated: list[int] = []
+        self.encoding = threading.Event()
+        self.go_on = threading.Event()
+        self.go_on.set()
+
+    def encode(self, features: Any, to_cpu: bool = False) -> Any:
+        self.encoded.append(features.shape[0])
+        self.encoding.set()
+        self.go_on.wait(30)
+        return self._real.encode(features, to_cpu=to_cpu)
+
+    def generate(self, encoder_output: Any, prompts: list[list[int]], **options: Any) -> Any:
+        self.generated.append(len(prompts))
+        return self._real.generate(encoder_output, prompts, **options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+@pytest.fixture
+def recording(whisper_model, monkeypatch) -> Recording:
+    proxy = Recording(whisper_model.model)
+    monkeypatch.setattr(whisper_model, "model", proxy)
+    return proxy
+
+
+class Pool:
+    """A WhisperTranscriber on its own executor, closed (dispatchers, then threads) on leaving."""
+
+    def __init__(self, model: Any, workers: int = 1, **options: Any) -> None:
+        self.executor = ThreadPoolExecutor(workers)
+        self.whisper = WhisperTranscriber(
+            model, self.executor, language="pt", workers=workers, window_s=10.0, **options
+        )
+
+    async def __aenter__(self) -> WhisperTranscriber:
+        return self.whisper
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.whisper.aclose()
+        self.executor.shutdown()
+
+
+async def test_segments_waiting_together_are_one_batch_and_each_gets_what_it_gets_alone(whisper_model, recording):
+    segments = [utterance(0)[0], utterance(1)[0], silence(1.5)]
+    batched: list[int] = []
+    async with Pool(whisper_model) as alone, Pool(whisper_model, batch=4, on_batched=batched.append) as together:
+        expected = [await alone.transcribe(pcm, "pt") for pcm in segments]  # faster-whisper's own path
+        recording.encoded.clear()
+        recording.generated.clear()
+        results = await asyncio.gather(*(together.transcribe(pcm, "pt") for pcm in segments))
+    assert (recording.encoded, recording.generated) == ([3], [3])
+    assert (together.batches, together.batched_segments, batched) == (1, 3, [3])
+    assert [r.text for r in results] == [e.text for e in expected]
+    assert [r.confidence for r in results] == pytest.approx([e.confidence for e in expected], abs=1e-4)
+    assert results[2].text == ""  # nothing said, nothing invented
+    for (_, said), result in zip((utterance(0), utterance(1)), results, strict=False):
+        assert wer(said, result.text) <= 0.5, result.text
+    assert all(r.provider == "whisper" and r.language == "pt" and r.latency_ms > 0 for r in results)
+
+
+async def test_idle_workers_share_what_waits_before_any_of_them_batches(whisper_model, recording):
+    async with Pool(whisper_model, workers=2, batch=4) as together:
+        results = await asyncio.gather(*(together.transcribe(utterance(i)[0], "pt") for i in (0, 1)))
+    assert recording.encoded == [1, 1] and together.batches == 0
+    assert all(wer(said, r.text) <= 0.5 for (_, said), r in zip((utterance(0), utterance(1)), results, strict=True))
+
+
+async def test_a_caller_that_gives_up_while_the_batch_encodes_is_left_out_of_the_decoder(whisper_model, recording):
+    stopped: list[int] = []
+    recording.go_on.clear()
+    try:
+        async with Pool(whisper_model, batch=4, on_stopped=lambda: stopped.append(1)) as together:
+            (kept_pcm, said), (dropped_pcm, _) = utterance(0), utterance(1)
+            kept = asyncio.ensure_future(together.transcribe(kept_pcm, "pt"))
+            dropped = asyncio.ensure_future(together.transcribe(dropped_pcm, "pt"))
+            assert await asyncio.to_thread(recording.encoding.wait, 30)
+            dropped.cancel()
+            await asyncio.sleep(0)
+            recording.go_on.set()
+            result = await kept
+            with pytest.raises(asyncio.CancelledError):
+                await dropped
+    finally:
+        recording.go_on.set()
+    assert (recording.encoded, recording.generated) == ([2], [1])
+    assert (together.stopped, stopped) == (1, [1])
+    assert wer(said, result.text) <= 0.5, result.text
+
+
+async def test_a_segment_longer_than_the_encoder_window_is_decoded_alone(whisper_model, recording):
+    (first, said_first), (second, said_second) = utterance(0), utterance(1)
+    long = np.concatenate([first, silence(0.5), second])  # about 10.5 s: over the 10 s window
+    async with Pool(whisper_model, batch=4) as together:
+        results = await asyncio.gather(together.transcribe(long, "pt"), together.transcribe(first, "pt"))
+    assert recording.encoded == [1, 1] and together.batches == 0  # each alone, the long one first
+    assert wer(f"{said_first} {said_second}", results[0].text) <= 0.5, results[0].text
+    assert wer(said_first, results[1].text) <= 0.5, results[1].text
+
+
+async def test_closing_stops_the_dispatchers_and_cancels_who_still_waits(whisper_model):
+    async with Pool(whisper_model, batch=4) as together:
+        await together.transcribe(utterance(0)[0], "pt")
+        dispatchers = list(together._dispatchers)
+    assert dispatchers and all(task.done() for task in dispatchers)
+
+
+def test_a_batch_holds_at_least_one_segment(whisper_model):
+    with pytest.raises(ValueError, match="at least one"):
+        WhisperTranscriber(whisper_model, ThreadPoolExecutor(1), batch=0)
