@@ -4,9 +4,10 @@
 
 Takes real sentences (../shared/audio, else the committed fixtures), computes Whisper's features the
 way the server does (padded to the encoder window, STT_WINDOW_S), and runs CTranslate2's encoder and
-beam-5 decoder on them `B` at a time, as faster-whisper's batched pipeline does. Prints CPU-seconds and
-wall-seconds per segment for each batch size, and the first transcript as a sanity check. A batch's
-segments all wait for the whole batch, so wall time per segment is the throughput, not the latency.
+beam-5 decoder on them `B` at a time, as faster-whisper's batched pipeline does (and the server with
+STT_BATCH). Prints CPU-seconds per segment for each batch size, the encoder's and the decoder's apart,
+wall-seconds per segment, and the first transcript as a sanity check. A batch's segments all wait for
+the whole batch, so wall time per segment is the throughput, not the latency.
 """
 
 from __future__ import annotations
@@ -40,23 +41,32 @@ def main() -> None:
         mel = model.feature_extractor(pcm.astype(np.float32) / 32768.0)
         return mel[:, :frames] if mel.shape[1] >= frames else np.pad(mel, ((0, 0), (0, frames - mel.shape[1])))
 
-    batch_of = [features(pcm) for pcm, _ in utterances("auto")[: args.segments]]
+    pool = [features(pcm) for pcm, _ in utterances("auto")]
+    batch_of = [pool[i % len(pool)] for i in range(args.segments)]  # the sentences again, if more are asked for
+
+    spent = {"encoder": 0.0, "decoder": 0.0}
 
     def decode(batch: list[np.ndarray]) -> list[str]:
+        started = cpu_s()
         encoded = model.model.encode(ctranslate2.StorageView.from_array(np.stack(batch)), to_cpu=False)
+        encoded_at = cpu_s()
         results = model.model.generate(encoded, [prompt] * len(batch), beam_size=5, max_length=120)
+        spent["encoder"] += encoded_at - started
+        spent["decoder"] += cpu_s() - encoded_at
         return [model.hf_tokenizer.decode([t for t in r.sequences_ids[0] if t < tokenizer.eot]) for r in results]
 
     decode(batch_of[:1])  # warm-up
     for size in args.batches:
+        spent.update(encoder=0.0, decoder=0.0)
         cpu_before, wall_before = cpu_s(), time.perf_counter()
         texts: list[str] = []
-        for i in range(0, len(batch_of), size):
+        n = len(batch_of) - len(batch_of) % size  # whole batches only
+        for i in range(0, n, size):
             texts += decode(batch_of[i : i + size])
-        n = len(batch_of)
         print(
-            f"batch {size}: {(cpu_s() - cpu_before) / n:.3f} CPU-s and {(time.perf_counter() - wall_before) / n:.3f}"
-            f" wall-s per segment ({n} segments, {args.window:g} s window); first: {texts[0][:60]!r}",
+            f"batch {size}: {(cpu_s() - cpu_before) / n:.3f} CPU-s (encoder {spent['encoder'] / n:.3f}, decoder"
+            f" {spent['decoder'] / n:.3f}) and {(time.perf_counter() - wall_before) / n:.3f} wall-s per segment"
+            f" ({n} segments, {args.window:g} s window); first: {texts[0][:60]!r}",
             flush=True,
         )
 

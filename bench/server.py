@@ -464,14 +464,22 @@ def early_starts(before: dict[str, float], after: dict[str, float]) -> dict[str,
     """Segments heard during the hang-over in this level: kept (the segment closed as heard) or not,
     and the Whisper decodes that stopped before the decoder because their caller gave up (dropped
     early starts whose encoder was still running)."""
-    out = {}
-    for outcome, name in (
-        ("used", 'balto_early_starts_total{resultado="usado"}'),
-        ("dropped", 'balto_early_starts_total{resultado="descartado"}'),
-        ("stopped_before_decoder", "balto_stt_decodes_stopped_total"),
-    ):
-        out[outcome] = int(after.get(name, 0.0) - before.get(name, 0.0))
-    return out
+    return _deltas(
+        before,
+        after,
+        used='balto_early_starts_total{resultado="usado"}',
+        dropped='balto_early_starts_total{resultado="descartado"}',
+        stopped_before_decoder="balto_stt_decodes_stopped_total",
+    )
+
+
+def whisper_batches(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:
+    """Whisper calls in this level that decoded segments of several counters together (STT_BATCH)."""
+    return _deltas(before, after, calls="balto_stt_batches_total", segments="balto_stt_batched_segments_total")
+
+
+def _deltas(before: dict[str, float], after: dict[str, float], **names: str) -> dict[str, int]:
+    return {key: int(after.get(name, 0.0) - before.get(name, 0.0)) for key, name in names.items()}
 
 
 async def run_level(server: Server, counters: list[Counter]) -> dict[str, Any]:
@@ -500,7 +508,9 @@ async def run_level(server: Server, counters: list[Counter]) -> dict[str, Any]:
     audio_s = sum(c.conversation.duration_s for c in counters if not c.error)
     result = analyse(counters)
     result["server_stages_ms"] = server_stages(server, sum(len(c.conversation.spans) for c in counters) * 2)
-    result["early_starts"] = early_starts(metrics_before, scrape(server))
+    metrics_after = scrape(server)
+    result["early_starts"] = early_starts(metrics_before, metrics_after)
+    result["whisper_batches"] = whisper_batches(metrics_before, metrics_after)
     first = counters[0]
     result["first_counter"] = {  # what one counter heard, for auditing the figures by hand
         "script": [
@@ -669,7 +679,8 @@ def main() -> None:
                     f"transcribed {level['transcribed_fraction']}  CPU-s/audio-s {level['server_cpu_s_per_audio_s']}  "
                     f"PSS {level['server_peak_pss_mb']} MB (RSS {level['server_peak_rss_mb']})  "
                     f"live WER {level['live_wer']}  "
-                    f"failed {level['failed_counters']}  early starts {level['early_starts']}",
+                    f"failed {level['failed_counters']}  early starts {level['early_starts']}  "
+                    f"batched {level['whisper_batches']}",
                     flush=True,
                 )
                 ok = t["p95"] is not None and t["p95"] <= TARGET_P95_S and level["transcribed_fraction"] == 1.0
