@@ -16,17 +16,11 @@ import pytest
 
 from balto.adapters.faster_whisper import WhisperTranscriber
 from balto.evaluation import wer
-from tests.support.audio import FIXTURES, fixture_manifest, read_wav, silence
+from tests.support.audio import counter_utterance, silence
 
 pytestmark = pytest.mark.slow
 
-MANIFEST = fixture_manifest()["balcao_pt.wav"]
-PCM = read_wav(FIXTURES / "balcao_pt.wav")
-
-
-def utterance(index: int) -> tuple[np.ndarray, str]:
-    u = MANIFEST["utterances"][index]
-    return PCM[int((u["start_s"] - 0.24) * 16_000) : int((u["end_s"] + 0.12) * 16_000)], u["text"]
+utterance = counter_utterance
 
 
 class Recording:

@@ -20,6 +20,7 @@ from bench.audio import (
 __all__ = [
     "FIXTURES",
     "RATE",
+    "counter_utterance",
     "fixture_manifest",
     "mix_at_snr",
     "pink_noise",
@@ -34,6 +35,14 @@ __all__ = [
 
 def fixture_manifest() -> dict[str, dict]:
     return json.loads((FIXTURES / "fixtures.json").read_text())
+
+
+def counter_utterance(index: int) -> tuple[np.ndarray, str]:
+    """The `index`-th sentence of the counter fixture cut as the VAD cuts a segment (240 ms of
+    pre-roll, a 120 ms tail), with what was said."""
+    u = fixture_manifest()["balcao_pt.wav"]["utterances"][index]
+    pcm = read_wav(FIXTURES / "balcao_pt.wav")
+    return pcm[int((u["start_s"] - 0.24) * RATE) : int((u["end_s"] + 0.12) * RATE)], u["text"]
 
 
 def syllables(seconds: float, amplitude: float = 6000.0, pitch_hz: float = 180.0) -> np.ndarray:
