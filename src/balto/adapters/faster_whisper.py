@@ -183,7 +183,7 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
     finds several waiting takes up to `batch` of them (its share, when other workers are idle too)
     and runs them through Whisper as one batch: each keeps its own encoder window, but the decoder
     steps them together, reading its weights once per step for all of them. On CPUs where a decoder
-    step is bound by reading weights (the AMD EPYCs measured) that costs a quarter less per segment
+    step is bound by reading weights (the AMD EPYCs measured) that costs a fifth less per segment
     at four, but every segment of a batch waits for the whole batch: in the server it paid only past
     the machine's capacity, so it is off by default (docs/performance.md). A segment that finds the
     queue empty is decoded at once, alone.
@@ -251,11 +251,6 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
     @property
     def workers(self) -> int:
         return self._workers
-
-    @property
-    def batch(self) -> int:
-        """The most segments one Whisper call decodes together (1: each alone)."""
-        return self._batch
 
     def idle_workers(self) -> int:
         with self._busy_lock:
