@@ -10,7 +10,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -354,10 +354,10 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         if self._pack:
             candidates = [r for r in self._pending if r.language == language]
             batch = candidates[: len(pack_offsets([r.pcm.size / 16_000 for r in candidates]))]
-        elif language is None or not self._fits_window(self._pending[0]):
+        elif not self._batchable(self._pending[0]):
             batch = self._pending[:1]  # decoded alone, by faster-whisper's own path
         else:
-            candidates = [r for r in self._pending if r.language == language and self._fits_window(r)]
+            candidates = [r for r in self._pending if r.language == language and self._batchable(r)]
             # Idle workers share what waits: two segments and two idle workers are two decodes at once,
             # not one batch of two and an idle worker. The caller is one of the idle ones.
             idle = max(1, len(self._dispatchers) - self._busy_dispatchers)
@@ -367,8 +367,10 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         self._pending = [r for r in self._pending if id(r) not in taken]
         return batch
 
-    def _fits_window(self, request: _Request) -> bool:
-        return request.pcm.size <= self._batch_frames * 160  # 160 samples per 10 ms mel frame
+    def _batchable(self, request: _Request) -> bool:
+        """Whether `_decode_together` takes it (batching on, a known language, within the window)."""
+        fits = request.pcm.size <= self._batch_frames * 160  # 160 samples per 10 ms mel frame
+        return not self._pack and request.language is not None and fits
 
     @property
     def _batch_frames(self) -> int:
@@ -419,15 +421,15 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
                 )
             )
 
-    def _decode_batch(self, batch: list[_Request]) -> list[tuple[str, str | None, float | None] | None]:
+    def _decode_batch(self, batch: list[_Request]) -> Sequence[tuple[str, str | None, float | None] | None]:
         """In a worker thread: one window, for one segment or several packed ones; or a batch."""
-        if not self._pack and batch[0].language is not None and self._fits_window(batch[0]):
+        if self._batchable(batch[0]):
             return self._decode_together(batch)
         if len(batch) == 1:
             segments, lang, evidence = self._decode(batch[0].pcm, batch[0].language)
             text, confidence = self._keep_real_speech(segments, evidence)
             return [(text, lang, confidence)]
-        return list(self._decode_packed(batch))
+        return self._decode_packed(batch)
 
     def _decode_together(self, batch: list[_Request]) -> list[tuple[str, str | None, float | None] | None]:
         """In a worker thread: the segments of `batch` (one language, each within the encoder window)
