@@ -136,10 +136,19 @@ async def test_a_provider_fault_is_a_transcription_error(backend):
         await backend.failing().transcribe(pcm, "pt")
 
 
-async def test_local_whisper_given_up_while_it_encodes_stops_before_the_decoder(whisper_model, monkeypatch):
+@pytest.mark.parametrize(
+    "mode",
+    [
+        pytest.param({}, id="default"),
+        pytest.param({"pack": True}, id="packing-queue"),
+        pytest.param({"batch": 2, "language": None}, id="batching-queue-alone"),
+    ],
+)
+async def test_local_whisper_given_up_while_it_encodes_stops_before_the_decoder(whisper_model, monkeypatch, mode):
     """An early start dropped because speech came back cancels its hearing: a decode already past the
     executor's queue cannot be taken back, but it stops after the encoder instead of running the
-    decoder too (the other half of its cost), frees its worker and is counted."""
+    decoder too (the other half of its cost), frees its worker and is counted. So does a segment a
+    queue worker decodes alone (packing on, or batching with a language to detect)."""
     encoding, go_on = threading.Event(), threading.Event()
     encode, decodes = whisper_model.encode, []
 
@@ -158,7 +167,8 @@ async def test_local_whisper_given_up_while_it_encodes_stops_before_the_decoder(
     monkeypatch.setattr(whisper_model, "encode", held_encode)
     monkeypatch.setattr(whisper_model, "generate_with_fallback", counted_decoder(whisper_model.generate_with_fallback))
     executor, stopped = ThreadPoolExecutor(1), []
-    transcriber = WhisperTranscriber(whisper_model, executor, language="pt", on_stopped=lambda: stopped.append(1))
+    options = {"language": "pt", **mode}
+    transcriber = WhisperTranscriber(whisper_model, executor, on_stopped=lambda: stopped.append(1), **options)
     try:
         pcm, text = utterance(0)
         hearing = asyncio.create_task(transcriber.transcribe(pcm))
@@ -172,7 +182,9 @@ async def test_local_whisper_given_up_while_it_encodes_stops_before_the_decoder(
 
         transcript = await transcriber.transcribe(pcm)  # the next caller is heard as usual
         assert decodes == [1] and transcriber.stopped == 1
-        assert wer(text, transcript.text) <= 0.5, transcript.text
+        if options["language"]:  # detecting it on this noisy clip may pick another language
+            assert wer(text, transcript.text) <= 0.5, transcript.text
     finally:
         go_on.set()
+        await transcriber.aclose()
         executor.shutdown()

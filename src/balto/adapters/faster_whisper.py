@@ -256,10 +256,11 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         with self._busy_lock:
             return max(0, self._workers - self._busy)
 
-    async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
+    async def _run(self, fn: Callable[..., _T], *args: Any, abandoned: threading.Event | None = None) -> _T:
         """`fn(*args)` on the executor, counted as busy until it finishes or is cancelled unstarted.
-        Cancelled while it runs, it stops at the next point that allows it (before the decoder)."""
-        abandoned = threading.Event()
+        Cancelled while it runs, or once `abandoned` is set (the give-up flag of a queued request whose
+        caller left), it stops at the next point that allows it (before the decoder)."""
+        abandoned = abandoned if abandoned is not None else threading.Event()
         with self._busy_lock:
             self._busy += 1
         try:
@@ -391,8 +392,13 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
                 self._busy_dispatchers -= 1
 
     async def _decode_and_answer(self, batch: list[_Request]) -> None:
+        # A segment decoded alone by faster-whisper's own path stops before the decoder when its
+        # caller gives up, as in the default mode; a batch leaves such callers out by itself.
+        alone = len(batch) == 1 and not self._batchable(batch[0])
         try:
-            results = await self._run(self._decode_batch, batch)
+            results = await self._run(self._decode_batch, batch, abandoned=batch[0].gave_up if alone else None)
+        except _Abandoned:
+            return  # its caller is gone: nothing to answer (counted in `stopped`)
         except Exception as exc:  # CTranslate2 raises plain RuntimeErrors; a shut-down pool too
             for request in batch:
                 if not request.future.done():
