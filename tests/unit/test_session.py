@@ -585,3 +585,36 @@ async def test_no_early_start_while_no_worker_is_free():
     (row,) = repo.rows
     assert session.early_started == 0 and len(transcriber.calls) == 1
     assert row.ts_segment_closed <= row.ts_trans_req
+
+
+def free_from_call(n: int) -> Callable[[], bool]:
+    """A worker pool that is busy for the first `n - 1` times it is asked, then free."""
+    asked = 0
+
+    def ready() -> bool:
+        nonlocal asked
+        asked += 1
+        return asked >= n
+
+    return ready
+
+
+async def test_a_worker_that_comes_free_during_the_hang_over_still_hears_the_segment_early():
+    pcm = np.concatenate([silence(0.5), syllables(1.0), silence(1.0)])
+    session, repo, _events, transcriber, _ = await heard_with(free_from_call(3), pcm)
+    _, late_repo, _, late_transcriber, _ = await heard_with(False, pcm)
+    (row,), (late_row,) = repo.rows, late_repo.rows
+    assert session.early_started == session.early_used == 1
+    assert len(transcriber.calls) == 1 and np.array_equal(transcriber.calls[0], late_transcriber.calls[0])
+    assert row.ts_trans_req < row.ts_segment_closed  # heard two pieces after the offer, before the close
+    assert row.transcricao == late_row.transcricao
+
+
+async def test_an_offer_that_waited_for_a_worker_is_forgotten_when_speech_comes_back():
+    pcm = np.concatenate([silence(0.5), syllables(1.0), silence(0.3), syllables(1.0), silence(1.0)])
+    # Busy through the first pause (at most six pieces of it), free during the second one.
+    session, repo, _events, transcriber, _ = await heard_with(free_from_call(9), pcm)
+    (row,) = repo.rows
+    assert (session.early_started, session.early_used) == (1, 1)  # nothing heard of the shorter segment
+    (call,) = transcriber.calls
+    assert row.transcricao == f"{call.size} amostras" and row.ts_trans_req < row.ts_segment_closed

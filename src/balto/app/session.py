@@ -171,6 +171,7 @@ class CounterSession:
         self._interaction_uuids: set[str] = set()
         self._llm_task: asyncio.Task[None] | None = None
         self._early: _Early | None = None
+        self._offer: SpeechSegment | None = None  # offered early while no worker was free; still valid
         self.early_started = self.early_used = 0  # segments heard before they closed, and those kept
         self._tasks: list[asyncio.Task[None]] = []
         self._ticker: asyncio.Task[None] | None = None
@@ -283,16 +284,25 @@ class CounterSession:
             return
         segmenter = self._segmenter
         offer = segmenter.take_early()
-        if self._early is not None and (offer is not None or segmenter.trailing_silence_ms < segmenter.early_offer_ms):
+        paused = segmenter.trailing_silence_ms >= segmenter.early_offer_ms
+        if self._early is not None and (offer is not None or not paused):
             self._drop_early()  # speech came back: the segment will be longer than the one being heard
-        if offer is None or not ready():
+        if offer is not None:
+            self._offer = offer
+        elif not paused:
+            self._offer = None  # speech came back, or the segment closed
+        # An offer no worker was free for stays good while the pause lasts: it is tried again with
+        # each piece, so a worker that comes free during the hang-over still hears it early.
+        if self._offer is None or self._early is not None or not ready():
             return
+        offer, self._offer = self._offer, None
         task = asyncio.create_task(self._hear(offer.pcm), name=f"early-{self.conexao_id}")
         self._early = _Early((offer.start_s, offer.end_s), task)
         self.early_started += 1
 
     def _claim_early(self, segment: SpeechSegment) -> asyncio.Task[_Heard] | None:
         """The early work on exactly this segment's audio, if any; other early work is dropped."""
+        self._offer = None
         early = self._early
         if early is not None and early.key == (segment.start_s, segment.end_s):
             self._early = None
