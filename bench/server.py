@@ -483,7 +483,7 @@ def _deltas(before: dict[str, float], after: dict[str, float], **names: str) -> 
     return {key: int(after.get(name, 0.0) - before.get(name, 0.0)) for key, name in names.items()}
 
 
-async def run_level(server: Server, counters: list[Counter]) -> dict[str, Any]:
+async def run_level(server: Server, counters: list[Counter], sample_pss: bool = True) -> dict[str, Any]:
     log_offset = server.log.stat().st_size
     metrics_before = scrape(server)
     cpu_before, _ = server.usage()
@@ -496,7 +496,8 @@ async def run_level(server: Server, counters: list[Counter]) -> dict[str, Any]:
         nonlocal peak_rss, peak_pss, sampling_s
         began = time.perf_counter()
         peak_rss = max(peak_rss, server.usage()[1])
-        peak_pss = max(peak_pss, server.pss())
+        if sample_pss:
+            peak_pss = max(peak_pss, server.pss())
         sampling_s += time.perf_counter() - began
 
     async def sample() -> None:
@@ -543,7 +544,7 @@ async def run_level(server: Server, counters: list[Counter]) -> dict[str, Any]:
             "memory_sampling_s_per_s": round(sampling_s / wall, 4) if wall else None,
             # PSS counts the pages the ffmpeg children share (their binary, libraries) once; RSS once
             # per child, which overstates what N counters take.
-            "server_peak_pss_mb": round(peak_pss / 1e6, 1),
+            "server_peak_pss_mb": round(peak_pss / 1e6, 1) if sample_pss else None,
             "server_peak_rss_mb": round(peak_rss / 1e6, 1),
         }
     )
@@ -621,6 +622,11 @@ def main() -> None:
         help="skip the front-end-alone, transcription-alone and offline whole-file measurements",
     )
     parser.add_argument(
+        "--no-pss",
+        action="store_true",
+        help="no PSS sampling during a level (reading the server's memory maps, tens of ms, holds its mmap lock)",
+    )
+    parser.add_argument(
         "--wer-recordings", type=int, default=8, help="recordings transcribed offline for the baseline WER"
     )
     args = parser.parse_args()
@@ -686,7 +692,7 @@ def main() -> None:
         try:
             for n in args.counters:
                 counters = [Counter(i, keys[i], recordings[i][0], recordings[i][1], recordings[i][2]) for i in range(n)]
-                level = asyncio.run(run_level(server, counters))
+                level = asyncio.run(run_level(server, counters, sample_pss=not args.no_pss))
                 levels.append(level)
                 t = level["end_of_speech_to_transcript_s"]
                 print(
@@ -745,7 +751,7 @@ def main() -> None:
         print(
             f"{lv['counters']:>4} {t['p50']!s:>6} {t['p95']!s:>6} {t['max']!s:>6} {c['p95']!s:>9} "
             f"{lv['transcribed_fraction']!s:>12} {lv['server_cpu_s_per_audio_s']!s:>14} "
-            f"{lv['server_peak_pss_mb']:>8} {lv['live_wer']!s:>9} {lv.get('offline_wer_same_recordings')!s:>8}"
+            f"{lv['server_peak_pss_mb']!s:>8} {lv['live_wer']!s:>9} {lv.get('offline_wer_same_recordings')!s:>8}"
         )
     if breakdown:
         offline = breakdown["offline_whole_file"]

@@ -1,7 +1,7 @@
 """How well does speaker identification work, and what does it cost? Chooses the calibration.
 
-    .venv/bin/python -m bench.speakers [--source auto|real|fixtures] [--snr 20 [--clean]] [--json PATH]
-        [--embedder resemblyzer|speechbrain] [--model PATH_OR_HUB_ID]
+    .venv/bin/python -m bench.speakers [--source auto|real|fixtures] [--snr 20 [--clean [--cleaner-padding N]]]
+        [--json PATH] [--embedder resemblyzer|speechbrain] [--model PATH_OR_HUB_ID]
     make bench-speakers
 
 Voices: the six real Portuguese speakers of `../shared/audio/pt_speakers` (MLS, CC BY 4.0) when present
@@ -387,6 +387,7 @@ def run(
     clean: bool = False,
     embedder_name: str = "resemblyzer",
     model: str | None = None,
+    cleaner_padding: int | None = None,
 ) -> dict[str, object]:
     from balto.adapters.webrtc_vad import WebRtcSpeechDetector
     from balto.app.settings import SPEAKER_DEFAULTS
@@ -400,7 +401,7 @@ def run(
     if clean:
         from balto.adapters.noisereduce_cleaner import NoiseReduceCleaner
 
-        cleaner = NoiseReduceCleaner()
+        cleaner = NoiseReduceCleaner() if cleaner_padding is None else NoiseReduceCleaner(padding=cleaner_padding)
     costs: dict[float, list[float]] = {}
     trials, cpu_ms_per_s = embed_trials(embedder, voices, snr_db=snr_db, cleaner=cleaner, costs=costs)
     # The server's defaults for this encoder (SPEAKER_UNKNOWN_THRESHOLD and the rest unset).
@@ -522,10 +523,13 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="as SPEAKER_MODEL: weights file, model dir or hub id")
     parser.add_argument("--snr", type=float, default=None, help="mix coffee-shop noise into the test segments")
     parser.add_argument("--clean", action="store_true", help="run the noise cleaner on the test segments first")
+    parser.add_argument(
+        "--cleaner-padding", type=int, help="zeros the cleaner pads each segment with, each side (default 30000)"
+    )
     parser.add_argument("--no-choose", action="store_true", help="only evaluate the default calibration")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
-    result = run(args.source, args.snr, not args.no_choose, args.clean, args.embedder, args.model)
+    result = run(args.source, args.snr, not args.no_choose, args.clean, args.embedder, args.model, args.cleaner_padding)
     print_report(result)
     if args.json:
         args.json.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
