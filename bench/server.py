@@ -501,8 +501,8 @@ async def run_level(server: Server, counters: list[Counter], sample_pss: bool = 
         sampling_s += time.perf_counter() - began
 
     async def sample() -> None:
-        # Reading 25 processes' memory maps takes tens of ms: off this loop, which times the
-        # counters' pieces and stamps the frames that come back.
+        # Reading the server's and its children's memory maps takes tens of ms: off this loop, which
+        # times the counters' pieces and stamps the frames that come back.
         while not stop.is_set():
             await asyncio.to_thread(sample_once)
             await asyncio.sleep(1.0)

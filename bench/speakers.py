@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from balto.adapters.noisereduce_cleaner import PADDING as NOISEREDUCE_PADDING
 from balto.domain.speaker import UNKNOWN, Calibration, SpeakerProfile, UnknownVoices
 from bench.audio import FIXTURES, RATE, mix_at_snr, read_wav, real_audio_dir
 from bench.audio import pink_noise as _pink_noise
@@ -387,7 +388,7 @@ def run(
     clean: bool = False,
     embedder_name: str = "resemblyzer",
     model: str | None = None,
-    cleaner_padding: int | None = None,
+    cleaner_padding: int = NOISEREDUCE_PADDING,
 ) -> dict[str, object]:
     from balto.adapters.webrtc_vad import WebRtcSpeechDetector
     from balto.app.settings import SPEAKER_DEFAULTS
@@ -401,7 +402,7 @@ def run(
     if clean:
         from balto.adapters.noisereduce_cleaner import NoiseReduceCleaner
 
-        cleaner = NoiseReduceCleaner() if cleaner_padding is None else NoiseReduceCleaner(padding=cleaner_padding)
+        cleaner = NoiseReduceCleaner(padding=cleaner_padding)
     costs: dict[float, list[float]] = {}
     trials, cpu_ms_per_s = embed_trials(embedder, voices, snr_db=snr_db, cleaner=cleaner, costs=costs)
     # The server's defaults for this encoder (SPEAKER_UNKNOWN_THRESHOLD and the rest unset).
@@ -524,7 +525,10 @@ def main() -> None:
     parser.add_argument("--snr", type=float, default=None, help="mix coffee-shop noise into the test segments")
     parser.add_argument("--clean", action="store_true", help="run the noise cleaner on the test segments first")
     parser.add_argument(
-        "--cleaner-padding", type=int, help="zeros the cleaner pads each segment with, each side (default 30000)"
+        "--cleaner-padding",
+        type=int,
+        default=NOISEREDUCE_PADDING,
+        help="zeros the cleaner pads each segment with, each side (default: the server's, %(default)s)",
     )
     parser.add_argument("--no-choose", action="store_true", help="only evaluate the default calibration")
     parser.add_argument("--json", type=Path, help="also write the figures here")

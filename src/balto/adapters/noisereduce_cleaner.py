@@ -6,6 +6,11 @@ import numpy as np
 
 from balto.ports.audio import AudioCleaner
 
+# noisereduce's zeros on each side of a buffer. They double the cost of a short segment, but they are
+# part of its noise estimate: without them speaker identification lost 2-4 points of top-1 in cafe
+# noise (docs/performance.md, "Tried before, and not kept").
+PADDING = 30_000
+
 
 class NoiseReduceCleaner(AudioCleaner):
     """Spectral gating over one buffer at a time.
@@ -16,12 +21,9 @@ class NoiseReduceCleaner(AudioCleaner):
     """
 
     def __init__(
-        self, stationary: bool = False, prop_decrease: float = 0.8, sample_rate: int = 16_000, padding: int = 30_000
+        self, stationary: bool = False, prop_decrease: float = 0.8, sample_rate: int = 16_000, padding: int = PADDING
     ) -> None:
         self._stationary = stationary
-        # noisereduce's zeros on each side of a buffer. They double the cost of a short segment, but
-        # they are part of its noise estimate: without them speaker identification lost 2-4 points
-        # of top-1 in cafe noise (docs/performance.md, "Tried before, and not kept").
         self._padding = padding
         self._prop_decrease = prop_decrease
         self._rate = sample_rate
