@@ -61,3 +61,10 @@ async def test_a_bad_playbook_stops_the_start_up_naming_the_file_and_rule(build,
     with pytest.raises(PlaybookError) as info:
         composition.check(container)
     assert str(bad) in str(info.value) and "rule 'febre'" in str(info.value)
+
+
+def test_one_measured_early_start_timing_unless_turned_off():
+    timing = composition._early_timing(Settings.from_env({"VAD_HANG_OVER_MS": "600", "VAD_EARLY_START_MS": "200"}))
+    assert timing is not None and (timing.hang_over_ms, timing.earliest_ms, timing.start_ms) == (600, 200, 200)
+    assert composition._early_timing(Settings.from_env({"VAD_EARLY_START_MEASURED": "false"})) is None
+    assert composition._early_timing(Settings.from_env({"VAD_EARLY_START_MS": "0"})) is None

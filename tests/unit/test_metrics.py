@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from balto.app.metrics import Metrics, parse
 from balto.domain.interaction import IaStatus, Interaction
+from balto.domain.vad import EarlyStartTiming
 
 
 def test_exposition_has_every_family_and_histogram_buckets():
@@ -42,3 +43,13 @@ def test_exposition_has_every_family_and_histogram_buckets():
     ):
         assert f"# TYPE {family} gauge" in text
     assert samples["balto_process_open_fds"] > 0
+
+
+def test_the_early_start_gauge_reads_the_servers_timing_and_is_absent_without_one():
+    metrics = Metrics()
+    assert "balto_early_start_silence_ms" not in metrics.render()
+    timing = EarlyStartTiming(hang_over_ms=450, earliest_ms=150)
+    metrics.early_start_ms.read = lambda: timing.start_ms
+    assert parse(metrics.render())["balto_early_start_silence_ms"] == 150
+    timing.observe(0.2)
+    assert parse(metrics.render())["balto_early_start_silence_ms"] == 250

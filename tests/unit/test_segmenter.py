@@ -2,7 +2,15 @@ from dataclasses import replace
 
 import numpy as np
 
-from balto.domain.vad import FRAME_MS, FRAME_SAMPLES, NoiseFloor, Segmenter, SegmenterConfig, VadPolicy
+from balto.domain.vad import (
+    FRAME_MS,
+    FRAME_SAMPLES,
+    EarlyStartTiming,
+    NoiseFloor,
+    Segmenter,
+    SegmenterConfig,
+    VadPolicy,
+)
 
 # Speech energy is not flat: syllables rise and fall, with dips between them. The noise floor is a
 # low percentile of recent frames, so a test signal must dip as real speech does.
@@ -158,6 +166,31 @@ def test_trailing_silence_tells_whether_speech_came_back():
     assert seg.trailing_silence_ms == 6 * FRAME_MS
     feed(seg, "s", start=26)
     assert seg.trailing_silence_ms == 0
+
+
+def test_the_early_start_waits_until_the_measured_hearing_would_end_at_the_close():
+    timing = EarlyStartTiming(hang_over_ms=450, earliest_ms=150)
+    assert timing.start_ms == 150  # nothing timed yet: at the offer
+    assert timing.due(150, 90) and not timing.due(90, 90)
+    for seconds in (0.18, 0.20, 0.22):
+        timing.observe(seconds)
+    assert timing.start_ms == 250  # the hang-over minus the median hearing
+    assert not timing.due(150, 90)  # the piece after this one is nearer the start
+    assert timing.due(210, 90)  # 255 ms: the piece nearest the start
+    for _ in range(6):
+        timing.observe(0.01)  # hearings far faster than the hang-over
+    assert timing.start_ms == 440
+    assert timing.due(390, 90) and not timing.due(300, 90)  # at the latest, the last piece before the close
+
+
+def test_the_early_start_never_comes_before_the_offer():
+    timing = EarlyStartTiming(hang_over_ms=450, earliest_ms=150)
+    timing.observe(1.5)  # slower than the whole hang-over
+    assert timing.start_ms == 150
+    timing = EarlyStartTiming(hang_over_ms=450, earliest_ms=150, window=2)
+    for seconds in (1.5, 0.1, 0.1):  # only the last `window` count
+        timing.observe(seconds)
+    assert timing.start_ms == 350
 
 
 def test_no_early_offer_when_off_or_for_a_click_that_will_be_dropped():

@@ -17,7 +17,7 @@ from balto.domain.interaction import IaStatus, Interaction, RecommendationResult
 from balto.domain.playbook import ChecklistItem, Playbook, PlaybookRule
 from balto.domain.routing import RoutingPolicy
 from balto.domain.speaker import SpeakerMatch, SpeakerScore
-from balto.domain.vad import VadPolicy
+from balto.domain.vad import EarlyStartTiming, VadPolicy
 from tests.fakes import (
     EnergySpeechDetector,
     FakeClock,
@@ -529,7 +529,7 @@ def sized(pcm: np.ndarray) -> str:
     return f"{pcm.size} amostras"
 
 
-async def heard_with(early: bool | Callable[[], bool], pcm: np.ndarray):
+async def heard_with(early: bool | Callable[[], bool], pcm: np.ndarray, timing: EarlyStartTiming | None = None):
     transcriber = FakeTranscriber(sized)
     speakers = FakeSpeakerIdentifier(SpeakerMatch("c1", 0.9, (SpeakerScore("c1", "Maria", "cliente", 0.9, 0.95),)))
     session, repo, events, clock = make(
@@ -537,6 +537,7 @@ async def heard_with(early: bool | Callable[[], bool], pcm: np.ndarray):
         transcriber=transcriber,
         new_speaker_identifier=lambda: speakers,
         early_start=early if callable(early) else (lambda: True) if early else None,
+        early_timing=timing,
     )
     session.start()
     for offset in range(0, pcm.size, 480):  # 30 ms pieces, as they come: the offer at 150 ms of silence
@@ -618,3 +619,17 @@ async def test_an_offer_that_waited_for_a_worker_is_forgotten_when_speech_comes_
     assert (session.early_started, session.early_used) == (1, 1)  # nothing heard of the shorter segment
     (call,) = transcriber.calls
     assert row.transcricao == f"{call.size} amostras" and row.ts_trans_req < row.ts_segment_closed
+
+
+async def test_a_timed_early_start_waits_out_a_short_pause_and_still_hears_before_the_close():
+    pcm = np.concatenate([silence(0.5), syllables(1.0), silence(0.3), syllables(1.0), silence(1.0)])
+    timing = EarlyStartTiming(hang_over_ms=450, earliest_ms=150)
+    timing.observe(0.05)  # hearings take 50 ms here: start at 400 ms of silence, not at the offer
+    session, repo, _events, transcriber, _ = await heard_with(True, pcm, timing)
+    (row,) = repo.rows
+    # The 300 ms pause started nothing (without the timing it cost a hearing thrown away).
+    assert (session.early_started, session.early_used) == (1, 1)
+    (call,) = transcriber.calls
+    assert row.transcricao == f"{call.size} amostras"
+    assert row.ts_trans_req < row.ts_segment_closed <= row.ts_trans_req + 0.06  # two pieces before the close
+    assert timing.start_ms == 425  # the hearing took no time on the fake clock: median of 50 and 0 ms

@@ -324,6 +324,7 @@ def test_one_single_thread_decode_per_core_and_an_early_start_by_default(monkeyp
     assert (s.segmenter.early_ms, s.segmenter.hang_over_ms) == (150, 450)
     assert Settings.from_env({"VAD_EARLY_START_MS": "0"}).segmenter.early_ms == 0
     assert Settings.from_env({"VAD_EARLY_START_MS": "300", "VAD_HANG_OVER_MS": "600"}).segmenter.early_ms == 300
+    assert s.early_start_measured and not Settings.from_env({"VAD_EARLY_START_MEASURED": "false"}).early_start_measured
 
 
 @pytest.mark.parametrize(

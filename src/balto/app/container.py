@@ -46,6 +46,7 @@ from balto.app.settings import SPEAKER_EMBEDDERS, STT_PROVIDERS, LlmSettings, Se
 from balto.app.speakers import Enrollment, IdentificationConfig, SpeakerIdentification
 from balto.app.threads import compute_executor
 from balto.domain.routing import CircuitBreaker, RoutingPolicy
+from balto.domain.vad import EarlyStartTiming
 from balto.ports.inference import LocalWorkers, Transcriber
 from balto.ports.system import Clock
 
@@ -148,6 +149,14 @@ def _early_start(transcriber: Transcriber, settings: Settings) -> Callable[[], b
         return None
     reserve = min(settings.stt_early_reserve, transcriber.workers - 1)
     return lambda: transcriber.idle_workers() > reserve
+
+
+def _early_timing(settings: Settings) -> EarlyStartTiming | None:
+    """One for the server: when in a pause every counter starts its early hearing."""
+    segmenter = settings.segmenter
+    if not segmenter.early_ms or not settings.early_start_measured:
+        return None
+    return EarlyStartTiming(hang_over_ms=segmenter.hang_over_ms, earliest_ms=segmenter.early_ms)
 
 
 def _stt_executor(settings: Settings) -> Iterator[ThreadPoolExecutor]:
@@ -473,6 +482,7 @@ class Container(containers.DeclarativeContainer):
         segmenter_config=settings.provided.segmenter,
         language=settings.provided.stt_language,
         early_start=providers.Callable(_early_start, transcriber, settings),
+        early_timing=providers.Callable(_early_timing, settings),
     )
 
 

@@ -168,6 +168,12 @@ class Metrics:
             "Segments heard during the VAD's hang-over, counted when their connection ends: "
             "usado (the segment closed as heard) or descartado (speech came back first).",
         )
+        # Read from the server's EarlyStartTiming (VAD_EARLY_START_MEASURED); absent without one.
+        self.early_start_ms = Gauge(
+            "balto_early_start_silence_ms",
+            "Silence into a pause at which a segment is heard early now: the hang-over minus the median "
+            "measured hearing, never before VAD_EARLY_START_MS.",
+        )
         self.stt_decodes_stopped = Counter(
             "balto_stt_decodes_stopped_total",
             "Local Whisper decodes whose caller gave up while they ran (mostly dropped early starts), "
@@ -236,6 +242,7 @@ class Metrics:
             self.connections,
             self.segments,
             self.early_starts,
+            *([self.early_start_ms] if self.early_start_ms.read is not None else []),
             self.stt_decodes_stopped,
             self.stt_batches,
             self.stt_batched_segments,

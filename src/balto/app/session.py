@@ -12,6 +12,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -29,7 +30,15 @@ from balto.domain.interaction import (
 )
 from balto.domain.playbook import ChecklistItem
 from balto.domain.speaker import SpeakerMatch, Voice
-from balto.domain.vad import FRAME_SAMPLES, Segmenter, SegmenterConfig, SpeechGatePolicy, SpeechSegment, VadPolicy
+from balto.domain.vad import (
+    FRAME_SAMPLES,
+    EarlyStartTiming,
+    Segmenter,
+    SegmenterConfig,
+    SpeechGatePolicy,
+    SpeechSegment,
+    VadPolicy,
+)
 from balto.ports.audio import AudioCleaner, AudioDecoder, DecodeError, SpeechDetector
 from balto.ports.inference import Recommender, SpeakerIdentifier, SpeechGate, Transcriber, TranscriptionError
 from balto.ports.storage import FeedbackRepository, InteractionRepository
@@ -95,6 +104,8 @@ class PipelineDeps:
     # Whether a segment may be heard (gate, transcription, voice) before the VAD closes it, now: set
     # for a local transcriber, true while one of its workers is free. None: never.
     early_start: Callable[[], bool] | None = None
+    # When in the pause to start (EarlyStartTiming, shared by every counter); None: at the offer.
+    early_timing: EarlyStartTiming | None = None
 
 
 @dataclass
@@ -262,7 +273,7 @@ class CounterSession:
                     await self._segments.put(
                         _ClosedSegment(segment, self._deps.clock.now(), self._claim_early(segment))
                     )
-                self._maybe_start_early()
+                self._maybe_start_early(samples.size * 1000 / 16_000)
         except DecodeError as exc:
             self._fail(exc)
         finally:
@@ -274,7 +285,7 @@ class CounterSession:
 
     # -- early start: hearing a segment during the hang-over ---------------------------------------
 
-    def _maybe_start_early(self) -> None:
+    def _maybe_start_early(self, piece_ms: float) -> None:
         """The VAD waits for `hang_over_ms` of silence before it closes a segment, but the audio the
         segment will hold is known after `early_ms`: when a local worker is free, start hearing it
         now. If speech comes back first, the early work is dropped and the longer segment is heard
@@ -291,14 +302,27 @@ class CounterSession:
             self._offer = offer
         elif not paused:
             self._offer = None  # speech came back, or the segment closed
-        # An offer no worker was free for stays good while the pause lasts: it is tried again with
-        # each piece, so a worker that comes free during the hang-over still hears it early.
-        if self._offer is None or self._early is not None or not ready():
+        # An offer stays good while the pause lasts: it is tried again with each piece, so it starts
+        # when the timing says (EarlyStartTiming), or when a worker comes free later in the hang-over.
+        if self._offer is None or self._early is not None:
+            return
+        timing = self._deps.early_timing
+        if timing is not None and not timing.due(segmenter.trailing_silence_ms, piece_ms):
+            return
+        if not ready():
             return
         offer, self._offer = self._offer, None
         task = asyncio.create_task(self._hear(offer.pcm), name=f"early-{self.conexao_id}")
         self._early = _Early((offer.start_s, offer.end_s), task)
         self.early_started += 1
+        if timing is not None:
+            task.add_done_callback(partial(self._timed, timing, self._deps.clock.now()))
+
+    def _timed(self, timing: EarlyStartTiming, started: float, task: asyncio.Task[_Heard]) -> None:
+        """An early hearing's time, for when the next one starts: only a finished transcription (a
+        hearing dropped, or stopped by the speech gate, says nothing about how long one takes)."""
+        if not task.cancelled() and task.exception() is None and task.result().transcript is not None:
+            timing.observe(self._deps.clock.now() - started)
 
     def _claim_early(self, segment: SpeechSegment) -> asyncio.Task[_Heard] | None:
         """The early work on exactly this segment's audio, if any; other early work is dropped."""

@@ -181,6 +181,9 @@ class Settings:
     stt_cpu_threads: int = 1  # 0: every core
     stt_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     stt_early_reserve: int = 1  # workers an early start (VAD_EARLY_START_MS) leaves free (never all of them)
+    # Start an offered segment at the hang-over minus the hearings' measured time (EarlyStartTiming),
+    # not at the offer: fewer hearings thrown away when speech comes back (docs/performance.md).
+    early_start_measured: bool = True
     stt_beam_size: int = 5  # beam 1 lost 1.8 WER points on noisy counter speech (docs/performance.md)
     stt_pack: bool = False  # pack segments that wait at once into one Whisper window (opt-in)
     # Segments of different counters that wait at once, decoded as one Whisper batch (at most this
@@ -269,6 +272,7 @@ class Settings:
             stt_cpu_threads=_int(env, "STT_CPU_THREADS", 1, 0),
             stt_workers=_int(env, "STT_WORKERS", os.cpu_count() or 1, 1),
             stt_early_reserve=_int(env, "STT_EARLY_RESERVE", 1, 0),
+            early_start_measured=_bool(env, "VAD_EARLY_START_MEASURED", True),
             stt_beam_size=_int(env, "STT_BEAM_SIZE", 5, 1),
             stt_pack=_bool(env, "STT_PACK", False),
             stt_batch=_int(env, "STT_BATCH", 1, 1),

@@ -122,6 +122,9 @@ class CounterHub:
         cls, settings: Settings, api_keys: ApiKeyRepository, pipeline: PipelineDeps, metrics: Metrics
     ) -> CounterHub:
         limits = settings.limits
+        timing = pipeline.early_timing
+        if timing is not None:
+            metrics.early_start_ms.read = lambda: timing.start_ms
         return cls(
             settings=settings,
             api_keys=api_keys,

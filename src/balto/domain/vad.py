@@ -195,6 +195,40 @@ class SegmenterConfig:
 
 
 @dataclass
+class EarlyStartTiming:
+    """When, during the hang-over, to start hearing an offered segment: as late as lets the hearing
+    end about when the segment closes. A transcript is sent only once the segment closes, so a
+    hearing that ends sooner gains nothing, and every pause that speech breaks after the start costs
+    a whole hearing thrown away (in counter speech, half the pauses that reach 150 ms end before the
+    450 ms hang-over; a third of them after 240 ms: docs/performance.md).
+
+    `observe` takes how long each early hearing took (start to result); the start moves to
+    `hang_over_ms` minus the `quantile` of the last `window` of them, never before `earliest_ms`
+    (the offer, VAD_EARLY_START_MS) and never later than the last piece before the close. Before any
+    hearing was timed, it starts at the offer. One per server: every counter's hearings share the
+    workers, so they share the estimate."""
+
+    hang_over_ms: int
+    earliest_ms: int
+    quantile: float = 0.5
+    window: int = 64
+
+    def __post_init__(self) -> None:
+        self._recent: deque[float] = deque(maxlen=self.window)
+        self.start_ms = float(self.earliest_ms)
+
+    def observe(self, seconds: float) -> None:
+        self._recent.append(seconds * 1000.0)
+        expected_ms = float(np.quantile(np.fromiter(self._recent, float), self.quantile))
+        self.start_ms = max(float(self.earliest_ms), self.hang_over_ms - expected_ms)
+
+    def due(self, silence_ms: float, piece_ms: float) -> bool:
+        """Whether to start now, `silence_ms` into the pause, when pieces of `piece_ms` arrive: at the
+        piece nearest the start, and at the latest on the last piece before the hang-over ends."""
+        return silence_ms + piece_ms / 2 >= self.start_ms or silence_ms + piece_ms >= self.hang_over_ms
+
+
+@dataclass
 class SpeechSegment:
     """A span of speech cut by the segmenter.
 
