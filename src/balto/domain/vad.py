@@ -199,8 +199,8 @@ class EarlyStartTiming:
     """When, during the hang-over, to start hearing an offered segment: as late as lets the hearing
     end about when the segment closes. A transcript is sent only once the segment closes, so a
     hearing that ends sooner gains nothing, and every pause that speech breaks after the start costs
-    a whole hearing thrown away (in counter speech, half the pauses that reach 150 ms end before the
-    450 ms hang-over; a third of them after 240 ms: docs/performance.md).
+    a whole hearing thrown away (in counter speech, started at 150 ms of silence nearly half the
+    hearings are thrown away, at 300 ms a fifth: `bench.pauses`, docs/performance.md).
 
     `observe` takes how long each early hearing took (start to result); the start moves to
     `hang_over_ms` minus the `quantile` of the last `window` of them, never before `earliest_ms`
