@@ -32,6 +32,7 @@ from balto.domain.playbook import ChecklistItem
 from balto.domain.speaker import SpeakerMatch, Voice
 from balto.domain.vad import (
     FRAME_SAMPLES,
+    SAMPLE_RATE,
     EarlyStartTiming,
     Segmenter,
     SegmenterConfig,
@@ -273,7 +274,7 @@ class CounterSession:
                     await self._segments.put(
                         _ClosedSegment(segment, self._deps.clock.now(), self._claim_early(segment))
                     )
-                self._maybe_start_early(samples.size * 1000 / 16_000)
+                self._maybe_start_early(samples.size * 1000 / SAMPLE_RATE)
         except DecodeError as exc:
             self._fail(exc)
         finally:
@@ -287,9 +288,11 @@ class CounterSession:
 
     def _maybe_start_early(self, piece_ms: float) -> None:
         """The VAD waits for `hang_over_ms` of silence before it closes a segment, but the audio the
-        segment will hold is known after `early_ms`: when a local worker is free, start hearing it
-        now. If speech comes back first, the early work is dropped and the longer segment is heard
-        when it closes; the rows and the transcripts are the same either way."""
+        segment will hold is known after `early_ms`: when a local worker is free, start hearing it,
+        at the moment `early_timing` sets (late enough in the pause that it ends about when the
+        segment closes; `piece_ms` is how much audio the next piece will add). If speech comes back
+        first, the early work is dropped and the longer segment is heard when it closes; the rows
+        and the transcripts are the same either way."""
         ready = self._deps.early_start
         if ready is None:
             return
