@@ -20,7 +20,7 @@ import numpy as np
 
 from balto.adapters.webrtc_vad import WebRtcSpeechDetector
 from balto.domain.vad import FRAME_SAMPLES, Segmenter, SegmenterConfig
-from bench.audio import build_conversation
+from bench.server import counter_conversation
 
 STARTS_MS = (120, 150, 180, 210, 240, 270, 300, 330, 360, 390, 420)
 
@@ -47,10 +47,7 @@ def main() -> None:
     config = SegmenterConfig()
     closed, broken = 0, []
     for i in range(args.counters):
-        conversation = build_conversation(
-            seed=1000 + i, duration_s=args.seconds, pauses=(0.5, 8.0), shuffle=True
-        )  # bench.server's counter i
-        c, b = pauses(conversation.pcm, config)
+        c, b = pauses(counter_conversation(i, args.seconds).pcm, config)
         closed, broken = closed + c, broken + b
     lengths = np.array(broken)
     rows = []

@@ -483,6 +483,12 @@ def _deltas(before: dict[str, float], after: dict[str, float], **names: str) -> 
     return {key: int(after.get(name, 0.0) - before.get(name, 0.0)) for key, name in names.items()}
 
 
+def counter_conversation(i: int, seconds: float, source: str = "auto") -> Conversation:
+    """Counter i's recording. Each counter has its own order: they do not all say the same
+    sentence at the same time."""
+    return build_conversation(seed=1000 + i, duration_s=seconds, source=source, pauses=(0.5, 8.0), shuffle=True)
+
+
 async def run_level(server: Server, counters: list[Counter], sample_pss: bool = True) -> dict[str, Any]:
     log_offset = server.log.stat().st_size
     metrics_before = scrape(server)
@@ -653,10 +659,7 @@ def main() -> None:
     print(f"generating audio for up to {most} counters ({source}, {args.seconds:.0f} s each)...", flush=True)
     recordings = []
     for i in range(max(args.counters)):
-        # Each counter's own order: counters do not all say the same sentence at the same time.
-        conversation = build_conversation(
-            seed=1000 + i, duration_s=args.seconds, source=source, pauses=(0.5, 8.0), shuffle=True
-        )
+        conversation = counter_conversation(i, args.seconds, source)
         recordings.append((conversation, *make_pieces(conversation, args.format, args.timeslice_ms / 1000)))
     front_end = None
     if not args.no_breakdown:

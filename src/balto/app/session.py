@@ -183,7 +183,7 @@ class CounterSession:
         self._interaction_uuids: set[str] = set()
         self._llm_task: asyncio.Task[None] | None = None
         self._early: _Early | None = None
-        self._offer: SpeechSegment | None = None  # offered early while no worker was free; still valid
+        self._offer: SpeechSegment | None = None  # offered early, not started yet (no free worker, not due)
         self.early_started = self.early_used = 0  # segments heard before they closed, and those kept
         self._tasks: list[asyncio.Task[None]] = []
         self._ticker: asyncio.Task[None] | None = None
