@@ -1,8 +1,9 @@
 """Local Whisper with batching on (STT_BATCH): segments of several counters that wait at once go
 through Whisper's encoder and decoder as one batch, and each gets exactly the words and the
-hallucination rules' signals it gets when decoded alone. Idle workers share what waits before any of
-them batches, a caller that gives up is left out of the decoder, and what cannot share a batch (a
-segment longer than the encoder window) is decoded alone."""
+hallucination rules' signals it gets when decoded alone. A worker batches only once the queue is
+behind (its oldest segment has waited as long as a decode takes, or STT_BATCH_AFTER_MS), idle
+workers share what waits before any of them batches, a caller that gives up is left out of the
+decoder, and what cannot share a batch (a segment longer than the encoder window) is decoded alone."""
 
 from __future__ import annotations
 
@@ -76,7 +77,10 @@ class Pool:
 async def test_segments_waiting_together_are_one_batch_and_each_gets_what_it_gets_alone(whisper_model, recording):
     segments = [utterance(0)[0], utterance(1)[0], silence(1.5)]
     batched: list[int] = []
-    async with Pool(whisper_model) as alone, Pool(whisper_model, batch=4, on_batched=batched.append) as together:
+    async with (
+        Pool(whisper_model) as alone,
+        Pool(whisper_model, batch=4, batch_after_s=0.0, on_batched=batched.append) as together,
+    ):
         expected = [await alone.transcribe(pcm, "pt") for pcm in segments]  # faster-whisper's own path
         recording.encoded.clear()
         recording.generated.clear()
@@ -91,6 +95,24 @@ async def test_segments_waiting_together_are_one_batch_and_each_gets_what_it_get
     assert all(r.provider == "whisper" and r.language == "pt" and r.latency_ms > 0 for r in results)
 
 
+async def test_a_worker_batches_only_once_the_oldest_segment_has_waited_as_long_as_a_decode(whisper_model, recording):
+    heard = [utterance(i) for i in (0, 1, 0)]
+    async with Pool(whisper_model, batch=4) as together:
+        assert together.decode_s is None  # nothing decoded yet: nothing is late
+        results = await asyncio.gather(*(together.transcribe(pcm, "pt") for pcm, _ in heard))
+        # The first is heard alone at once; the other two waited through its decode, and go together.
+        assert recording.encoded == [1, 2] and (together.batches, together.batched_segments) == (1, 2)
+        assert together.decode_s is not None and together.decode_s > 0
+    for (_, said), result in zip(heard, results, strict=True):
+        assert wer(said, result.text) <= 0.5, result.text
+
+
+async def test_with_a_longer_wait_set_a_queue_that_is_not_that_late_is_heard_one_at_a_time(whisper_model, recording):
+    async with Pool(whisper_model, batch=4, batch_after_s=60.0) as together:
+        await asyncio.gather(*(together.transcribe(utterance(i)[0], "pt") for i in (0, 1, 0)))
+    assert recording.encoded == [1, 1, 1] and together.batches == 0
+
+
 async def test_idle_workers_share_what_waits_before_any_of_them_batches(whisper_model, recording):
     async with Pool(whisper_model, workers=2, batch=4) as together:
         results = await asyncio.gather(*(together.transcribe(utterance(i)[0], "pt") for i in (0, 1)))
@@ -102,7 +124,7 @@ async def test_a_caller_that_gives_up_while_the_batch_encodes_is_left_out_of_the
     stopped: list[int] = []
     recording.go_on.clear()
     try:
-        async with Pool(whisper_model, batch=4, on_stopped=lambda: stopped.append(1)) as together:
+        async with Pool(whisper_model, batch=4, batch_after_s=0.0, on_stopped=lambda: stopped.append(1)) as together:
             (kept_pcm, said), (dropped_pcm, _) = utterance(0), utterance(1)
             kept = asyncio.ensure_future(together.transcribe(kept_pcm, "pt"))
             dropped = asyncio.ensure_future(together.transcribe(dropped_pcm, "pt"))
@@ -140,3 +162,8 @@ async def test_closing_stops_the_dispatchers_and_cancels_who_still_waits(whisper
 def test_a_batch_holds_at_least_one_segment(whisper_model):
     with pytest.raises(ValueError, match="at least one"):
         WhisperTranscriber(whisper_model, ThreadPoolExecutor(1), batch=0)
+
+
+def test_the_wait_before_batching_cannot_be_negative(whisper_model):
+    with pytest.raises(ValueError, match="negative"):
+        WhisperTranscriber(whisper_model, ThreadPoolExecutor(1), batch=4, batch_after_s=-0.1)

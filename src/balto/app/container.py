@@ -167,6 +167,10 @@ def _stt_executor(settings: Settings) -> Iterator[ThreadPoolExecutor]:
         executor.shutdown(wait=False, cancel_futures=True)
 
 
+def _batch_after_s(settings: Settings) -> float | None:
+    return None if settings.stt_batch_after_ms is None else settings.stt_batch_after_ms / 1000
+
+
 async def _assemblyai_transcriber(settings: Settings) -> AsyncIterator[AssemblyAITranscriber]:
     stt = settings.stt
     assert stt.assemblyai.api_key is not None  # settings leave a keyless vendor out
@@ -377,6 +381,7 @@ class Container(containers.DeclarativeContainer):
         window_s=settings.provided.stt_window_s,
         on_stopped=metrics.provided.stt_decodes_stopped.inc,
         on_batched=metrics.provided.whisper_batched,
+        batch_after_s=providers.Callable(_batch_after_s, settings),
     )
     assemblyai_transcriber = providers.Resource(_assemblyai_transcriber, settings=settings)
     elevenlabs_transcriber = providers.Resource(_elevenlabs_transcriber, settings=settings)

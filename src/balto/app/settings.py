@@ -56,6 +56,16 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
 
+def _batch_after_ms(env: Mapping[str, str]) -> float | None:
+    raw = _get(env, "STT_BATCH_AFTER_MS")
+    if raw is None or raw.lower() == "auto":
+        return None
+    value = _float(env, "STT_BATCH_AFTER_MS", 0.0)
+    if value < 0:
+        raise SettingsError(f"STT_BATCH_AFTER_MS must be auto or >= 0, got {raw!r}")
+    return value
+
+
 def _names(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
     raw = _get(env, name)
     if raw is None:
@@ -189,6 +199,9 @@ class Settings:
     # Segments of different counters that wait at once, decoded as one Whisper batch (at most this
     # many). 1, off: a batch's segments all wait for it, and below capacity p95 rose (docs/performance.md).
     stt_batch: int = 1
+    # A worker batches only once the oldest waiting segment has waited this long; None (auto): as
+    # long as a lone decode takes, measured.
+    stt_batch_after_ms: float | None = None
     stt_window_s: float = 10.0  # encoder window of a segment decoded alone (docs/performance.md)
     # silero | off: a speech model's second opinion on each VAD segment; segments with no speech are
     # stored (stt_provider "silero", stt_status "vazia") without being transcribed or identified.
@@ -276,6 +289,7 @@ class Settings:
             stt_beam_size=_int(env, "STT_BEAM_SIZE", 5, 1),
             stt_pack=_bool(env, "STT_PACK", False),
             stt_batch=_int(env, "STT_BATCH", 1, 1),
+            stt_batch_after_ms=_batch_after_ms(env),
             stt_window_s=_window_s(env),
             speech_gate=gate,
             speech_gate_policy=gate_policy,
