@@ -107,6 +107,17 @@ async def test_a_worker_batches_only_once_the_oldest_segment_has_waited_as_long_
         assert wer(said, result.text) <= 0.5, result.text
 
 
+async def test_a_queue_one_decode_behind_is_heard_two_at_a_time(whisper_model, recording):
+    async with Pool(whisper_model, batch=4, batch_after_s=30.0) as together:
+        # Four segments that have waited 1.5 decodes (30 s each, here): a batch of two, then two.
+        requests = [asyncio.ensure_future(together.transcribe(utterance(i % 2)[0], "pt")) for i in range(4)]
+        await asyncio.sleep(0)
+        for request in together._pending:
+            request.queued_at -= 45.0
+        await asyncio.gather(*requests)
+    assert recording.generated == [2, 2] and together.batches == 2
+
+
 async def test_with_a_longer_wait_set_a_queue_that_is_not_that_late_is_heard_one_at_a_time(whisper_model, recording):
     async with Pool(whisper_model, batch=4, batch_after_s=60.0) as together:
         await asyncio.gather(*(together.transcribe(utterance(i)[0], "pt") for i in (0, 1, 0)))

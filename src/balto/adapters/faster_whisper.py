@@ -188,9 +188,9 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
     steps them together, reading its weights once per step for all of them. On CPUs where a decoder
     step is bound by reading weights (the AMD EPYCs measured) that costs a fifth less per segment
     at four, but every segment of a batch waits for the whole batch. So a worker batches only when
-    the queue is behind: when the oldest waiting segment has waited `batch_after_s` (None: as long
-    as a lone decode takes, the median of the last ones); until then it takes one at a time. A
-    segment that finds the queue empty is decoded at once, alone.
+    the queue is behind, and by as much as it is: when the oldest waiting segment has waited k times
+    `batch_after_s` (None: as long as a lone decode takes, the median of the last ones), it takes up
+    to k + 1; until then one at a time. A segment that finds the queue empty is decoded at once, alone.
 
     With `pack` on, segments wait in the same queue; a worker takes all that are waiting (up to a
     28 s window) and transcribes them in one Whisper window, laid end to end with a second of silence
@@ -373,17 +373,23 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
             # not one batch of two and an idle worker. The caller is one of the idle ones.
             idle = max(1, len(self._dispatchers) - self._busy_dispatchers)
             share = math.ceil(len(candidates) / idle)
-            batch = candidates[: min(self._batch, share) if self._behind(candidates[0]) else 1]
+            batch = candidates[: min(self._batch, share, self._decodes_behind(candidates[0]) + 1)]
         taken = {id(r) for r in batch}
         self._pending = [r for r in self._pending if id(r) not in taken]
         return batch
 
-    def _behind(self, oldest: _Request) -> bool:
-        """Whether the queue is behind: its oldest segment has waited as long as a decode takes, so
-        the segments after it wait longer still one decode at a time. Below that a batch would only
-        make the first segments wait for the others'."""
+    def _decodes_behind(self, oldest: _Request) -> int:
+        """How many decodes the queue is behind: how many times over its oldest segment has waited
+        what a decode takes. A worker takes one more than that: a batch of k + 1 holds its first
+        segment about k encoder passes longer than a lone decode would (the decoder's steps are shared),
+        less than it has already waited, and each segment after it waits less than one at a time."""
         after = self._batch_after_s if self._batch_after_s is not None else self.decode_s
-        return after is not None and time.perf_counter() - oldest.queued_at >= after
+        if after is None:
+            return 0  # nothing measured yet
+        waited = time.perf_counter() - oldest.queued_at
+        if after <= 0:
+            return self._batch  # batch whenever several wait
+        return int(waited // after)
 
     def _timed(self, seconds: float) -> None:
         """In a worker thread: one lone decode's wall time, for `decode_s`."""
