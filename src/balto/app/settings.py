@@ -196,11 +196,11 @@ class Settings:
     early_start_measured: bool = True
     stt_beam_size: int = 5  # beam 1 lost 1.8 WER points on noisy counter speech (docs/performance.md)
     stt_pack: bool = False  # pack segments that wait at once into one Whisper window (opt-in)
-    # Segments of different counters that wait at once, decoded as one Whisper batch (at most this
-    # many). 1, off: a batch's segments all wait for it, and below capacity p95 rose (docs/performance.md).
-    stt_batch: int = 1
-    # A worker batches only once the oldest waiting segment has waited this long; None (auto): as
-    # long as a lone decode takes, measured.
+    # Segments of different counters that wait, decoded as one Whisper batch (at most this many; 1:
+    # never), only once the queue is behind: k decodes behind, up to k + 1 (docs/performance.md).
+    stt_batch: int = 4
+    # What "a decode" is for that: None (auto) as long as a lone decode takes, measured; 0: batch
+    # whenever several wait.
     stt_batch_after_ms: float | None = None
     stt_window_s: float = 10.0  # encoder window of a segment decoded alone (docs/performance.md)
     # silero | off: a speech model's second opinion on each VAD segment; segments with no speech are
@@ -288,7 +288,7 @@ class Settings:
             early_start_measured=_bool(env, "VAD_EARLY_START_MEASURED", True),
             stt_beam_size=_int(env, "STT_BEAM_SIZE", 5, 1),
             stt_pack=_bool(env, "STT_PACK", False),
-            stt_batch=_int(env, "STT_BATCH", 1, 1),
+            stt_batch=_int(env, "STT_BATCH", 4, 1),
             stt_batch_after_ms=_batch_after_ms(env),
             stt_window_s=_window_s(env),
             speech_gate=gate,
