@@ -1,4 +1,4 @@
-"""Compute threads run below the event loop's scheduling priority."""
+"""Compute threads run below the event loop's scheduling priority, under their own names."""
 
 from __future__ import annotations
 
@@ -33,3 +33,23 @@ def test_a_compute_thread_and_the_threads_it_starts_yield_to_the_loop():
     expected = min(19, loop_nice + COMPUTE_NICE)
     assert mine == child == expected  # CTranslate2's decode threads inherit it from the loading thread
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == loop_nice  # the caller keeps its own
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="/proc is Linux's")
+def test_a_compute_thread_and_the_threads_it_starts_carry_its_name_to_the_os():
+    def os_names() -> tuple[str, str]:
+        def comm() -> str:
+            with open(f"/proc/self/task/{threading.get_native_id()}/comm") as f:
+                return f.read().strip()
+
+        child: list[str] = []
+        thread = threading.Thread(target=lambda: child.append(comm()))
+        thread.start()
+        thread.join()
+        return comm(), child[0]
+
+    executor = compute_executor(1, "speaker")
+    try:
+        assert executor.submit(os_names).result() == ("speaker_0", "speaker_0")
+    finally:
+        executor.shutdown()

@@ -124,8 +124,8 @@ async def _ensure_external_database(url: str) -> None:
 
 async def _whisper_model(settings: Settings) -> AsyncIterator[Any]:
     # Loaded on a thread that yields to the event loop: CTranslate2's decode threads, which it starts
-    # here, inherit that.
-    loader = compute_executor(1, "stt-load")
+    # here, inherit that, and its name ("whisper_0" in `top -H`).
+    loader = compute_executor(1, "whisper")
     try:
         model = await asyncio.get_running_loop().run_in_executor(
             loader,

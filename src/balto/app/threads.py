@@ -1,6 +1,7 @@
 """Threads that compute (Whisper's decodes, the speaker encoder, the speech gate) yield the CPU to
 the event loop: they run one notch of `nice` lower, so the loop thread, which only ever runs a few
-milliseconds at a time, gets a core as soon as a frame or a socket wants it."""
+milliseconds at a time, gets a core as soon as a frame or a socket wants it. They also carry their
+name to the operating system (`top -H`, `ps -T`, perf), where Python leaves every thread "python"."""
 
 from __future__ import annotations
 
@@ -16,11 +17,17 @@ COMPUTE_NICE = 5  # added to the process's nice value; lower priority only ever,
 
 
 def yield_to_the_loop() -> None:
-    """Lower the calling thread's scheduling priority (Linux, where priority is per thread). Threads it
-    creates inherit it: CTranslate2's decode threads are started by the thread that loads the model."""
+    """Lower the calling thread's scheduling priority (Linux, where priority is per thread), and give
+    the OS thread its Python name. Threads it creates inherit both: CTranslate2's decode threads are
+    started by the thread that loads the model."""
     if sys.platform != "linux":
         return
     tid = threading.get_native_id()
+    try:
+        with open(f"/proc/self/task/{tid}/comm", "w") as comm:
+            comm.write(threading.current_thread().name[:15])  # the kernel keeps 15 bytes
+    except OSError as exc:
+        log.debug("could not name thread %s: %s", tid, exc)
     try:
         os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + COMPUTE_NICE))
     except OSError as exc:  # a sandbox that forbids it: the threads keep the loop's priority

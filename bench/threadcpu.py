@@ -1,0 +1,100 @@
+"""Where a running server's CPU goes, by thread: cores each thread name took over a window.
+
+    .venv/bin/python -m bench.threadcpu [--pid PID] [--wait 45] [--window 90]
+
+Run it beside `bench.server` (or a real load): after `--wait` seconds it reads every thread's CPU time
+from /proc, again `--window` seconds later, and prints the cores each took, by the name the server
+gives its threads (`src/balto/app/threads.py`: `whisper_0` is CTranslate2's decode threads, started by
+the thread that loaded the model; `speaker_0`, `speech-gate_0`; `python` the event loop and the rest),
+with the server's ffmpeg children, the load generator (`bench.server`) and PostgreSQL summed apart.
+Linux only; it reads /proc and nothing else, so it costs the machine nothing it measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections import Counter
+from pathlib import Path
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def command_lines() -> dict[int, str]:
+    lines = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                lines[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+    return lines
+
+
+def server_pid() -> int:
+    servers = [pid for pid, line in command_lines().items() if "balto" in line and " serve" in line]
+    if not servers:
+        raise SystemExit("no running `balto serve` found; pass --pid")
+    return min(servers)
+
+
+def part_of(pid: int, line: str, server: int) -> str | None:
+    """Which part of the load a process is: None for one that has nothing to do with it."""
+    if pid == server:
+        return "server"
+    if "ffmpeg" in line:
+        return "ffmpeg children"
+    if "bench.server" in line:
+        return "load generator"
+    if "postgres" in line:
+        return "postgres"
+    return None
+
+
+def thread_times(server: int) -> dict[tuple[int, int], tuple[str, float]]:
+    """(pid, tid) -> (label, CPU seconds so far) for the server's threads and the other parts."""
+    times = {}
+    for pid, line in command_lines().items():
+        part = part_of(pid, line, server)
+        if part is None:
+            continue
+        try:
+            tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+            except OSError:
+                continue
+            name = stat[stat.index("(") + 1 : stat.rindex(")")]
+            fields = stat[stat.rindex(")") + 2 :].split()
+            label = f"server: {name}" if part == "server" else part
+            times[(pid, tid)] = (label, (int(fields[11]) + int(fields[12])) / TICKS)  # utime + stime
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pid", type=int, help="the server's pid (default: the running `balto serve`)")
+    parser.add_argument("--wait", type=float, default=0.0, help="seconds before the window opens")
+    parser.add_argument("--window", type=float, default=60.0, help="seconds measured")
+    args = parser.parse_args()
+    time.sleep(args.wait)
+    server = args.pid or server_pid()
+    before, started = thread_times(server), time.monotonic()
+    time.sleep(args.window)
+    after, elapsed = thread_times(server), time.monotonic() - started
+    cores: Counter[str] = Counter()
+    for key, (label, spent) in after.items():
+        cores[label] += (spent - before.get(key, (label, 0.0))[1]) / elapsed  # a thread born inside: all of it
+    print(f"cores over {elapsed:.0f} s, server pid {server}")
+    for label, value in cores.most_common():
+        if value >= 0.001:
+            print(f"  {label:32s} {value:.3f}")
+    print(f"  {'all of it':32s} {sum(cores.values()):.3f}")
+
+
+if __name__ == "__main__":
+    main()
