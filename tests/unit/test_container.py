@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
+from dependency_injector import providers
 
 from balto.adapters.openai_llm import OpenAICompatibleRecommender
 from balto.adapters.playbook import PlaybookRecommender
@@ -68,3 +71,16 @@ def test_one_measured_early_start_timing_unless_turned_off():
     assert timing is not None and (timing.hang_over_ms, timing.earliest_ms, timing.start_ms) == (600, 200, 200)
     assert composition._early_timing(Settings.from_env({"VAD_EARLY_START_MEASURED": "false"})) is None
     assert composition._early_timing(Settings.from_env({"VAD_EARLY_START_MS": "0"})) is None
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [({}, (4, None)), ({"STT_BATCH": "1", "STT_BATCH_AFTER_MS": "250"}, (1, 0.25))],
+)
+def test_local_whisper_batches_as_the_settings_say(env, expected):
+    container = composition.build_container(Settings.from_env(env))
+    model = SimpleNamespace(generate_with_fallback=lambda *args, **kwargs: None)  # no weights needed to wire it
+    container.whisper_model.override(providers.Object(model))
+    container.stt_executor.override(providers.Object(None))
+    whisper = container.whisper_transcriber()
+    assert (whisper._batch, whisper._batch_after_s) == expected
