@@ -97,12 +97,14 @@ async def test_segments_waiting_together_are_one_batch_and_each_gets_what_it_get
 
 async def test_a_worker_batches_only_once_the_oldest_segment_has_waited_as_long_as_a_decode(whisper_model, recording):
     heard = [utterance(i) for i in (0, 1, 0)]
-    async with Pool(whisper_model, batch=4) as together:
+    timed: list[float] = []
+    async with Pool(whisper_model, batch=4, on_timed=timed.append) as together:
         assert together.decode_s is None  # nothing decoded yet: nothing is late
         results = await asyncio.gather(*(together.transcribe(pcm, "pt") for pcm, _ in heard))
         # The first is heard alone at once; the other two waited through its decode, and go together.
         assert recording.encoded == [1, 2] and (together.batches, together.batched_segments) == (1, 2)
         assert together.decode_s is not None and together.decode_s > 0
+        assert timed == [together.decode_s]  # one lone decode timed (the batch is not), told to /metrics
     for (_, said), result in zip(heard, results, strict=True):
         assert wer(said, result.text) <= 0.5, result.text
 

@@ -53,3 +53,10 @@ def test_the_early_start_gauge_reads_the_servers_timing_and_is_absent_without_on
     assert parse(metrics.render())["balto_early_start_silence_ms"] == 150
     timing.observe(0.2)
     assert parse(metrics.render())["balto_early_start_silence_ms"] == 250
+
+
+def test_the_decode_time_gauge_appears_once_local_whisper_has_timed_a_decode():
+    metrics = Metrics()
+    assert "balto_stt_decode_seconds" not in metrics.render()
+    metrics.stt_decode_s.set(0.254)
+    assert parse(metrics.render())["balto_stt_decode_seconds"] == 0.254

@@ -213,6 +213,7 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         batch: int = 1,
         on_batched: Callable[[int], None] | None = None,
         batch_after_s: float | None = None,
+        on_timed: Callable[[float], None] | None = None,
     ) -> None:
         if not 5.0 <= window_s <= WHISPER_WINDOW_S:
             raise ValueError(f"the encoder window must be 5-30 s, got {window_s}")
@@ -253,6 +254,7 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         self._batch_after_s = batch_after_s
         self._decode_times: deque[float] = deque(maxlen=DECODES_TIMED)  # wall-s of lone decodes, newest last
         self.decode_s: float | None = None  # their median: how long one segment keeps a worker
+        self._on_timed = on_timed  # told each new median (the /metrics gauge)
 
     @property
     def name(self) -> str:
@@ -395,7 +397,9 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         """In a worker thread: one lone decode's wall time, for `decode_s`."""
         with self._busy_lock:
             self._decode_times.append(seconds)
-            self.decode_s = statistics.median(self._decode_times)
+            self.decode_s = median = statistics.median(self._decode_times)
+        if self._on_timed is not None:
+            self._on_timed(median)
 
     def _batchable(self, request: _Request) -> bool:
         """Whether `_decode_together` takes it (batching on, a known language, within the window)."""

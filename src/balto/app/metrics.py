@@ -186,6 +186,12 @@ class Metrics:
         self.stt_batched_segments = Counter(
             "balto_stt_batched_segments_total", "Segments local Whisper decoded in those batched calls."
         )
+        # Set by local Whisper once it has timed a decode; absent before (and with vendors only).
+        self.stt_decode_s = Gauge(
+            "balto_stt_decode_seconds",
+            "Median wall time of local Whisper's last 32 lone decodes: one decode, for STT_BATCH's "
+            "rule (a queue k decodes behind is decoded up to k + 1 at a time).",
+        )
         self.interactions = Counter("balto_interactions_total", "Interaction rows handed to storage, by origin.")
         self.stt_latency = Histogram("balto_stt_latency_seconds", "Transcription latency by provider.")
         self.llm_latency = Histogram("balto_llm_latency_seconds", "LLM call latency by provider and status.")
@@ -246,6 +252,7 @@ class Metrics:
             self.stt_decodes_stopped,
             self.stt_batches,
             self.stt_batched_segments,
+            *([self.stt_decode_s] if self.stt_decode_s.value else []),
             self.interactions,
             self.stt_latency,
             self.llm_latency,
