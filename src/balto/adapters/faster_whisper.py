@@ -8,10 +8,8 @@ import logging
 import math
 import os
 import shutil
-import statistics
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from balto.domain.interaction import Transcript
+from balto.domain.latency import RecentTimes
 from balto.domain.transcription import (
     PACK_GAP_S,
     AudioEvidence,
@@ -252,8 +251,7 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         self._on_stopped = on_stopped
         self._on_batched = on_batched
         self._batch_after_s = batch_after_s
-        self._decode_times: deque[float] = deque(maxlen=DECODES_TIMED)  # wall-s of lone decodes, newest last
-        self.decode_s: float | None = None  # their median: how long one segment keeps a worker
+        self._decode_times = RecentTimes(DECODES_TIMED)  # wall-s of lone decodes
         self._on_timed = on_timed  # told each new median (the /metrics gauge)
 
     @property
@@ -388,16 +386,19 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         after = self._batch_after_s if self._batch_after_s is not None else self.decode_s
         if after is None:
             return 0  # nothing measured yet
-        waited = time.perf_counter() - oldest.queued_at
         if after <= 0:
             return self._batch  # batch whenever several wait
-        return int(waited // after)
+        return int((time.perf_counter() - oldest.queued_at) // after)
+
+    @property
+    def decode_s(self) -> float | None:
+        """How long one segment keeps a worker: the median of the last lone decodes (None before one)."""
+        return self._decode_times.median
 
     def _timed(self, seconds: float) -> None:
         """In a worker thread: one lone decode's wall time, for `decode_s`."""
-        with self._busy_lock:
-            self._decode_times.append(seconds)
-            self.decode_s = median = statistics.median(self._decode_times)
+        with self._busy_lock:  # two workers may finish at once
+            median = self._decode_times.observe(seconds)
         if self._on_timed is not None:
             self._on_timed(median)
 

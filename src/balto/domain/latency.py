@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import statistics
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -123,3 +125,17 @@ def histogram(values: Iterable[float | None], buckets: int = 12) -> Histogram:
     for value in present:
         counts[min(count - 1, int(value // step))] += 1
     return Histogram(tuple(round(step * i, 6) for i in range(count + 1)), tuple(counts))
+
+
+class RecentTimes:
+    """The median of the last `window` durations of a recurring step: what it takes now, as the
+    machine's load changes (the early start's hearing, a lone Whisper decode)."""
+
+    def __init__(self, window: int) -> None:
+        self._recent: deque[float] = deque(maxlen=window)
+        self.median: float | None = None  # None until one was observed
+
+    def observe(self, value: float) -> float:
+        self._recent.append(value)
+        self.median = statistics.median(self._recent)
+        return self.median

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from balto.domain.latency import RecentTimes
+
 SAMPLE_RATE = 16_000
 FRAME_MS = 30
 FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000  # 480 samples, the frame webrtcvad accepts at 16 kHz
@@ -203,23 +205,21 @@ class EarlyStartTiming:
     hearings are thrown away, at 300 ms a fifth: `bench.pauses`, docs/performance.md).
 
     `observe` takes how long each early hearing took (start to result); the start moves to
-    `hang_over_ms` minus the `quantile` of the last `window` of them, never before `earliest_ms`
+    `hang_over_ms` minus the median of the last `window` of them, never before `earliest_ms`
     (the offer, VAD_EARLY_START_MS) and never later than the last piece before the close. Before any
     hearing was timed, it starts at the offer. One per server: every counter's hearings share the
     workers, so they share the estimate."""
 
     hang_over_ms: int
     earliest_ms: int
-    quantile: float = 0.5
     window: int = 64
 
     def __post_init__(self) -> None:
-        self._recent: deque[float] = deque(maxlen=self.window)
+        self._hearings = RecentTimes(self.window)  # ms
         self.start_ms = float(self.earliest_ms)
 
     def observe(self, seconds: float) -> None:
-        self._recent.append(seconds * 1000.0)
-        expected_ms = float(np.quantile(np.fromiter(self._recent, float), self.quantile))
+        expected_ms = self._hearings.observe(seconds * 1000.0)
         self.start_ms = max(float(self.earliest_ms), self.hang_over_ms - expected_ms)
 
     def due(self, silence_ms: float, piece_ms: float) -> bool:
