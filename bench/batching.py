@@ -31,9 +31,8 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--segments", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--compute-type", default="int8", help="CTranslate2's compute type (STT_COMPUTE_TYPE)")
     args = parser.parse_args()
-    model = load_whisper_model("base", Path.home() / ".cache" / "balto" / "models", args.compute_type, args.threads)
+    model = load_whisper_model("base", Path.home() / ".cache" / "balto" / "models", "int8", args.threads)
     frames = int(args.window * 100)  # 10 ms mel frames
     tokenizer = Tokenizer(model.hf_tokenizer, True, task="transcribe", language="pt")
     prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
@@ -67,7 +66,7 @@ def main() -> None:
         print(
             f"batch {size}: {(cpu_s() - cpu_before) / n:.3f} CPU-s (encoder {spent['encoder'] / n:.3f}, decoder"
             f" {spent['decoder'] / n:.3f}) and {(time.perf_counter() - wall_before) / n:.3f} wall-s per segment"
-            f" ({n} segments, {args.window:g} s window, {args.compute_type}); first: {texts[0][:60]!r}",
+            f" ({n} segments, {args.window:g} s window); first: {texts[0][:60]!r}",
             flush=True,
         )
 

@@ -475,16 +475,8 @@ def early_starts(before: dict[str, float], after: dict[str, float]) -> dict[str,
 
 
 def whisper_batches(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:
-    """Whisper calls in this level that decoded segments of several counters together (STT_BATCH),
-    and the decodes whose encoder ran on every core because no other was on a worker
-    (STT_ENCODER_THREADS)."""
-    return _deltas(
-        before,
-        after,
-        calls="balto_stt_batches_total",
-        segments="balto_stt_batched_segments_total",
-        wide_encoders="balto_stt_wide_encodes_total",
-    )
+    """Whisper calls in this level that decoded segments of several counters together (STT_BATCH)."""
+    return _deltas(before, after, calls="balto_stt_batches_total", segments="balto_stt_batched_segments_total")
 
 
 def _deltas(before: dict[str, float], after: dict[str, float], **names: str) -> dict[str, int]:

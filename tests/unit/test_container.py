@@ -82,32 +82,5 @@ def test_local_whisper_batches_as_the_settings_say(env, expected):
     model = SimpleNamespace(generate_with_fallback=lambda *args, **kwargs: None)  # no weights needed to wire it
     container.whisper_model.override(providers.Object(model))
     container.stt_executor.override(providers.Object(None))
-    container.wide_encoder.override(providers.Object(None))
     whisper = container.whisper_transcriber()
     assert (whisper._batch, whisper._batch_after_s) == expected
-
-
-@pytest.mark.parametrize(
-    ("env", "threads"),
-    [
-        ({}, 2),  # every core, beside one-thread decodes
-        ({"STT_ENCODER_THREADS": "1"}, None),  # off
-        ({"STT_CPU_THREADS": "2"}, None),  # each decode has the cores already
-        ({"STT_CPU_THREADS": "0"}, None),  # 0: every core
-        ({"STT_ENCODER_THREADS": "4", "STT_CPU_THREADS": "2"}, 4),
-    ],
-)
-def test_a_lone_decode_gets_a_wide_encoder_only_with_more_threads_than_each_decode_has(env, threads, monkeypatch):
-    monkeypatch.setattr(composition.os, "cpu_count", lambda: 2)
-    monkeypatch.setattr("balto.app.settings.os.cpu_count", lambda: 2)
-    assert composition.wide_encoder_threads(Settings.from_env(env)) == threads
-
-
-def test_the_wide_encoder_reaches_local_whisper():
-    container = composition.build_container(Settings.from_env({}))
-    model = SimpleNamespace(generate_with_fallback=lambda *args, **kwargs: None, encode=lambda features: None)
-    wide = object()
-    container.whisper_model.override(providers.Object(model))
-    container.stt_executor.override(providers.Object(None))
-    container.wide_encoder.override(providers.Object(wide))
-    assert container.whisper_transcriber()._wide_encoder is wide

@@ -120,7 +120,6 @@ def test_speechbrain_gets_its_own_calibration_defaults():
         {"STT_WINDOW_S": "31"},
         {"STT_WINDOW_S": "vinte"},
         {"STT_BATCH": "0"},
-        {"STT_ENCODER_THREADS": "0"},
         {"STT_BATCH": "quatro"},
         {"STT_BATCH_AFTER_MS": "-5"},
         {"STT_BATCH_AFTER_MS": "logo"},
@@ -318,12 +317,6 @@ def test_whisper_batches_up_to_four_once_the_queue_is_behind_by_default():
     assert Settings.from_env({"STT_BATCH_AFTER_MS": "auto"}).stt_batch_after_ms is None
     assert Settings.from_env({"STT_BATCH_AFTER_MS": "0"}).stt_batch_after_ms == 0.0
     assert Settings.from_env({"STT_BATCH_AFTER_MS": "250"}).stt_batch_after_ms == 250.0
-
-
-def test_a_lone_decodes_encoder_runs_on_every_core_unless_told_otherwise(monkeypatch):
-    monkeypatch.setattr("balto.app.settings.os.cpu_count", lambda: 2)
-    assert Settings.from_env({}).stt_encoder_threads == 2
-    assert Settings.from_env({"STT_ENCODER_THREADS": "1"}).stt_encoder_threads == 1
 
 
 def test_the_loop_diagnostics_are_off_unless_asked_for():

@@ -115,21 +115,8 @@ def load_whisper_model(
     return model
 
 
-def load_wide_encoder(spec: str, cache_dir: Path, compute_type: str, threads: int) -> Any:
-    """A second CTranslate2 instance of the same Whisper, one replica on `threads` threads, for the
-    encoder of a decode that has the machine to itself (`WhisperTranscriber(wide_encoder=...)`)."""
-    import ctranslate2
-
-    path = resolve_model_path(spec, cache_dir)
-    encoder = ctranslate2.models.Whisper(
-        path, device="cpu", compute_type=compute_type, inter_threads=1, intra_threads=threads
-    )
-    log.info("loaded Whisper's encoder on %d threads, for decodes that run alone", threads)
-    return encoder
-
-
-# Per worker thread, for the decode running in it: the encoder window (frames) it asked for, the
-# flag its caller sets on giving up, and the encoder chosen for it (None: the model's own).
+# Per worker thread, for the decode running in it: the encoder window (frames) it asked for, and the
+# flag its caller sets on giving up.
 _window = threading.local()
 
 
@@ -156,28 +143,6 @@ def _install_abandon_check(model: WhisperModel) -> None:
     current = model.generate_with_fallback
     if not getattr(current, "balto_checks_abandon", False):
         model.generate_with_fallback = _generate_unless_abandoned(current)  # type: ignore[method-assign]
-
-
-def _encode_with_chosen(encode: Callable[[np.ndarray], Any]) -> Callable[[np.ndarray], Any]:
-    def encode_with_chosen(features: np.ndarray) -> Any:
-        encoder = getattr(_window, "encoder", None)
-        if encoder is None:
-            return encode(features)
-        import ctranslate2
-
-        batch = features if features.ndim == 3 else features[np.newaxis]
-        return encoder.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(batch)), to_cpu=False)
-
-    encode_with_chosen.balto_chooses_encoder = True  # type: ignore[attr-defined]
-    return encode_with_chosen
-
-
-def _install_encoder_choice(model: WhisperModel) -> None:
-    """faster-whisper's own path (`transcribe`) encodes through `model.encode`: there it takes the
-    encoder the decode running in this thread was given. Only this model instance is wrapped, once."""
-    current = model.encode
-    if not getattr(current, "balto_chooses_encoder", False):
-        model.encode = _encode_with_chosen(current)  # type: ignore[method-assign]
 
 
 def _pad_or_trim_to_window(array: np.ndarray, length: int = 3000, *, axis: int = -1) -> np.ndarray:
@@ -231,12 +196,6 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
     between them, then hands each its own words back. One segment alone is transcribed alone, so an
     idle server adds no delay; under load, encoder work is shared instead of repeated per segment
     (docs/performance.md has the numbers).
-
-    With a `wide_encoder` (the same Whisper on more threads), a decode that starts while no other
-    one is on a worker runs its encoder there: the encoder's large matrix products split across
-    the cores for about the same CPU-seconds, so an idle server's transcript comes sooner; the
-    decoder's small steps stay on one thread, where a second one mostly waits. Under load every
-    worker is busy and each decode keeps to its own thread.
     """
 
     def __init__(
@@ -254,8 +213,6 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         on_batched: Callable[[int], None] | None = None,
         batch_after_s: float | None = None,
         on_timed: Callable[[float], None] | None = None,
-        wide_encoder: Any | None = None,
-        on_wide: Callable[[], None] | None = None,
     ) -> None:
         if not 5.0 <= window_s <= WHISPER_WINDOW_S:
             raise ValueError(f"the encoder window must be 5-30 s, got {window_s}")
@@ -296,11 +253,6 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         self._batch_after_s = batch_after_s
         self._decode_times = RecentTimes(DECODES_TIMED)  # wall-s of lone decodes
         self._on_timed = on_timed  # told each new median (the /metrics gauge)
-        self._wide_encoder = wide_encoder
-        if wide_encoder is not None:
-            _install_encoder_choice(model)
-        self.wide_encodes = 0  # decodes whose encoder ran on the wide encoder's threads
-        self._on_wide = on_wide
 
     @property
     def name(self) -> str:
@@ -450,19 +402,6 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         if self._on_timed is not None:
             self._on_timed(median)
 
-    def _encoder(self) -> Any:
-        """In a worker thread, just before an encoder pass: the wide encoder when no other decode is
-        on a worker (nothing else for the cores to do), else the model's own one-thread replica."""
-        if self._wide_encoder is None:
-            return self._model.model
-        with self._busy_lock:
-            if self._busy > 1:
-                return self._model.model
-            self.wide_encodes += 1
-        if self._on_wide is not None:
-            self._on_wide()
-        return self._wide_encoder
-
     def _batchable(self, request: _Request) -> bool:
         """Whether `_decode_together` takes it (batching on, a known language, within the window)."""
         fits = request.pcm.size <= self._batch_frames * 160  # 160 samples per 10 ms mel frame
@@ -556,7 +495,7 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
             # faster-whisper's window: every frame but the last, padded to the encoder window.
             content.append(mel.shape[-1] - 1)
             features.append(pad_or_trim(mel[:, : content[-1]], self._batch_frames))
-        encoded = self._encoder().encode(
+        encoded = self._model.model.encode(
             ctranslate2.StorageView.from_array(np.ascontiguousarray(np.stack(features))), to_cpu=False
         )
         wanted = [i for i, request in enumerate(batch) if not request.gave_up.is_set()]
@@ -695,11 +634,10 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
 
     def _decode(self, pcm: np.ndarray, language: str | None) -> tuple[list[DecodedSegment], str | None, AudioEvidence]:
         _window.frames = self._window_frames  # the lazy decode below runs in this thread
-        _window.encoder = self._encoder() if self._wide_encoder is not None else None
         try:
             return self._decode_in_window(pcm, language)
         finally:
-            _window.frames = _window.encoder = None
+            _window.frames = None
 
     def _decode_in_window(
         self, pcm: np.ndarray, language: str | None

@@ -19,7 +19,7 @@ from balto.adapters.assemblyai import AssemblyAITranscriber, assemblyai_client
 from balto.adapters.elevenlabs import DEFAULT_MODEL as ELEVENLABS_DEFAULT_MODEL
 from balto.adapters.elevenlabs import ElevenLabsTranscriber, elevenlabs_client
 from balto.adapters.embedded_postgres import EmbeddedPostgres, create_database_if_missing
-from balto.adapters.faster_whisper import WhisperTranscriber, load_whisper_model, load_wide_encoder
+from balto.adapters.faster_whisper import WhisperTranscriber, load_whisper_model
 from balto.adapters.ffmpeg import FfmpegDecoder, ffmpeg_exe
 from balto.adapters.journal import FileJournal
 from balto.adapters.noisereduce_cleaner import NoiseReduceCleaner
@@ -139,33 +139,6 @@ async def _whisper_model(settings: Settings) -> AsyncIterator[Any]:
     finally:
         loader.shutdown(wait=False)
     yield model
-
-
-def wide_encoder_threads(settings: Settings) -> int | None:
-    """Threads of the wide encoder a lone decode gets (STT_ENCODER_THREADS), or None where there is
-    none: not more threads than each decode has already (STT_CPU_THREADS, 0 = every core)."""
-    per_decode = settings.stt_cpu_threads or (os.cpu_count() or 1)
-    return settings.stt_encoder_threads if settings.stt_encoder_threads > per_decode else None
-
-
-async def _wide_encoder(settings: Settings) -> AsyncIterator[Any]:
-    threads = wide_encoder_threads(settings)
-    if threads is None:
-        yield None
-        return
-    loader = compute_executor(1, "whisper")  # its threads named and niced as the model's own
-    try:
-        encoder = await asyncio.get_running_loop().run_in_executor(
-            loader,
-            load_wide_encoder,
-            settings.stt_model,
-            settings.model_cache_dir,
-            settings.stt_compute_type,
-            threads,
-        )
-    finally:
-        loader.shutdown(wait=False)
-    yield encoder
 
 
 def _early_start(transcriber: Transcriber, settings: Settings) -> Callable[[], bool] | None:
@@ -395,7 +368,6 @@ class Container(containers.DeclarativeContainer):
     api_keys = providers.Singleton(PostgresApiKeyRepository, database.provided.engine)
 
     whisper_model = providers.Resource(_whisper_model, settings=settings)
-    wide_encoder = providers.Resource(_wide_encoder, settings=settings)
     stt_executor = providers.Resource(_stt_executor, settings=settings)
     whisper_transcriber = providers.Singleton(
         WhisperTranscriber,
@@ -411,8 +383,6 @@ class Container(containers.DeclarativeContainer):
         on_batched=metrics.provided.whisper_batched,
         batch_after_s=providers.Callable(_batch_after_s, settings),
         on_timed=metrics.provided.stt_decode_s.set,
-        wide_encoder=wide_encoder,
-        on_wide=metrics.provided.stt_wide_encodes.inc,
     )
     assemblyai_transcriber = providers.Resource(_assemblyai_transcriber, settings=settings)
     elevenlabs_transcriber = providers.Resource(_elevenlabs_transcriber, settings=settings)

@@ -186,11 +186,6 @@ class Metrics:
         self.stt_batched_segments = Counter(
             "balto_stt_batched_segments_total", "Segments local Whisper decoded in those batched calls."
         )
-        self.stt_wide_encodes = Counter(
-            "balto_stt_wide_encodes_total",
-            "Local Whisper decodes that started with no other on a worker, their encoder run on every "
-            "core (STT_ENCODER_THREADS).",
-        )
         # Set by local Whisper once it has timed a decode; absent before (and with vendors only).
         self.stt_decode_s = Gauge(
             "balto_stt_decode_seconds",
@@ -257,7 +252,6 @@ class Metrics:
             self.stt_decodes_stopped,
             self.stt_batches,
             self.stt_batched_segments,
-            self.stt_wide_encodes,
             *([self.stt_decode_s] if self.stt_decode_s.value else []),
             self.interactions,
             self.stt_latency,

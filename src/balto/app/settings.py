@@ -190,10 +190,6 @@ class Settings:
     # two single-thread decodes at once serve twice as many segments (docs/performance.md).
     stt_cpu_threads: int = 1  # 0: every core
     stt_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
-    # Threads of Whisper's encoder for a decode that starts while no other one is on a worker (a second,
-    # wide instance of the model): its big products split across the cores for the same CPU-seconds,
-    # so an idle server's transcript comes sooner. At or below STT_CPU_THREADS: no second instance.
-    stt_encoder_threads: int = field(default_factory=lambda: os.cpu_count() or 1)
     stt_early_reserve: int = 1  # workers an early start (VAD_EARLY_START_MS) leaves free (never all of them)
     # Start an offered segment at the hang-over minus the hearings' measured time (EarlyStartTiming),
     # not at the offer: fewer hearings thrown away when speech comes back (docs/performance.md).
@@ -288,7 +284,6 @@ class Settings:
             stt_compute_type=_get(env, "STT_COMPUTE_TYPE") or "int8",
             stt_cpu_threads=_int(env, "STT_CPU_THREADS", 1, 0),
             stt_workers=_int(env, "STT_WORKERS", os.cpu_count() or 1, 1),
-            stt_encoder_threads=_int(env, "STT_ENCODER_THREADS", os.cpu_count() or 1, 1),
             stt_early_reserve=_int(env, "STT_EARLY_RESERVE", 1, 0),
             early_start_measured=_bool(env, "VAD_EARLY_START_MEASURED", True),
             stt_beam_size=_int(env, "STT_BEAM_SIZE", 5, 1),
