@@ -67,7 +67,8 @@ def main() -> None:
     pool = [features(pcm) for pcm, _ in utterances("auto")]
     batch_of = [pool[i % len(pool)] for i in range(args.segments)]  # the sentences again, if more are asked for
 
-    spent = {"encoder": 0.0, "encoder wall": 0.0, "decoder": 0.0}
+    stages = ("encoder", "encoder wall", "decoder")
+    spent = dict.fromkeys(stages, 0.0)
 
     def decode(batch: list[np.ndarray]) -> list[str]:
         started, wall_started = cpu_s(), time.perf_counter()
@@ -81,7 +82,7 @@ def main() -> None:
 
     decode(batch_of[:1])  # warm-up
     for size in args.batches:
-        spent.update({"encoder": 0.0, "encoder wall": 0.0, "decoder": 0.0})
+        spent.update(dict.fromkeys(stages, 0.0))
         cpu_before, wall_before = cpu_s(), time.perf_counter()
         texts: list[str] = []
         n = len(batch_of) - len(batch_of) % size  # whole batches only
