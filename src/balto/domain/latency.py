@@ -139,3 +139,48 @@ class RecentTimes:
         self._recent.append(value)
         self.median = statistics.median(self._recent)
         return self.median
+
+
+class PayingBatches:
+    """Which batch sizes pay, as measured: a batch of k segments pays when it keeps a worker less
+    time per segment than a lone decode does (the medians of their recent calls). Whether it does is
+    the CPU's. On the AMD EPYCs measured a step of Whisper's decoder costs about what reading its
+    weights costs, whatever the batch, so four segments together cost a fifth less each; on the Intel
+    Xeon the encoder costs more per segment in a batch, and four together cost a tenth more than four
+    alone, so batching them only lengthens the queue it was meant to drain.
+
+    A size measured fewer than `judged_after` times counts as paying, so that it gets measured; one
+    judged not to pay is no longer taken, and is judged again against the lone decode of the moment
+    (its own time stays what it was), so a heavier load, which slows lone decodes, tries it again."""
+
+    def __init__(self, largest: int, window: int = 8, judged_after: int = 3) -> None:
+        if judged_after < 1 or window < judged_after:
+            raise ValueError(f"judged after 1 to {window} batches, got {judged_after}")
+        self._largest = largest
+        self._judged_after = judged_after
+        self._recent: dict[int, deque[float]] = {k: deque(maxlen=window) for k in range(2, largest + 1)}
+        self._per_segment: dict[int, float] = {}  # median wall-s per segment, once judged
+
+    def observe(self, size: int, seconds: float) -> None:
+        """A batch of `size` segments kept a worker `seconds`."""
+        recent = self._recent.get(size)
+        if recent is None:
+            return  # a lone decode, or a size this never takes
+        recent.append(seconds / size)
+        if len(recent) >= self._judged_after:
+            self._per_segment[size] = statistics.median(recent)
+
+    def per_segment(self, size: int) -> float | None:
+        """The median wall-s per segment of the last batches of `size` (None until judged)."""
+        return self._per_segment.get(size)
+
+    def largest(self, lone_s: float | None) -> int:
+        """The largest size that pays against a lone decode of `lone_s` seconds, or is not judged yet
+        (every size, before a lone decode was timed); 1 when none does."""
+        if lone_s is None:
+            return self._largest
+        for size in range(self._largest, 1, -1):
+            per_segment = self._per_segment.get(size)
+            if per_segment is None or per_segment < lone_s:
+                return size
+        return 1
