@@ -475,12 +475,8 @@ def early_starts(before: dict[str, float], after: dict[str, float]) -> dict[str,
 
 
 def whisper_batches(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:
-    """Whisper calls in this level that decoded segments of several counters together (STT_BATCH),
-    and, once a batch size was measured not to pay, the largest one Whisper takes at the level's end."""
-    batches = _deltas(before, after, calls="balto_stt_batches_total", segments="balto_stt_batched_segments_total")
-    if "balto_stt_batch_paying" in after:
-        batches["largest_paying"] = int(after["balto_stt_batch_paying"])
-    return batches
+    """Whisper calls in this level that decoded segments of several counters together (STT_BATCH)."""
+    return _deltas(before, after, calls="balto_stt_batches_total", segments="balto_stt_batched_segments_total")
 
 
 def _deltas(before: dict[str, float], after: dict[str, float], **names: str) -> dict[str, int]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -45,13 +44,11 @@ class Recording:
         self.encoding = threading.Event()
         self.go_on = threading.Event()
         self.go_on.set()
-        self.slower: dict[int, float] = {}  # batch size -> seconds each of its encoder calls takes longer
 
     def encode(self, features: Any, to_cpu: bool = False) -> Any:
         self.encoded.append(features.shape[0])
         self.encoding.set()
         self.go_on.wait(30)
-        time.sleep(self.slower.get(features.shape[0], 0.0))
         return self._real.encode(features, to_cpu=to_cpu)
 
     def generate(self, encoder_output: Any, prompts: list[list[int]], **options: Any) -> Any:
@@ -134,27 +131,6 @@ async def test_with_a_longer_wait_set_a_queue_that_is_not_that_late_is_heard_one
     async with Pool(whisper_model, batch=4, batch_after_s=60.0) as together:
         await asyncio.gather(*(together.transcribe(utterance(i)[0], "pt") for i in (0, 1, 0)))
     assert recording.encoded == [1, 1, 1] and together.batches == 0
-
-
-async def test_a_batch_that_keeps_a_worker_longer_per_segment_than_a_lone_decode_is_no_longer_taken(
-    whisper_model, recording
-):
-    paying: list[int] = []
-    async with Pool(whisper_model, batch=2, batch_after_s=0.0, on_paying=paying.append) as together:
-        await together.transcribe(utterance(0)[0], "pt")  # a lone decode, timed
-        # On this machine a batch of two costs what two lone decodes do and a second more: more per
-        # segment than alone (as four do on the Intel Xeon). Three such batches are a judgement.
-        recording.slower[2] = 1.0
-        for _ in range(3):
-            await asyncio.gather(*(together.transcribe(utterance(i)[0], "pt") for i in (0, 1)))
-        assert recording.encoded == [1, 2, 2, 2] and together.paying_batch == 2 and paying == []
-        per_segment = together._paying.per_segment(2)
-        assert per_segment is not None and together.decode_s is not None and per_segment > together.decode_s + 0.4
-        heard = [utterance(i) for i in (0, 1)]
-        results = await asyncio.gather(*(together.transcribe(pcm, "pt") for pcm, _ in heard))
-    assert recording.encoded[4:] == [1, 1]  # one at a time now
-    assert together.paying_batch == 1 and paying == [1] and together.batches == 3
-    assert_heard([said for _, said in heard], results)
 
 
 async def test_idle_workers_share_what_waits_before_any_of_them_batches(whisper_model, recording):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from balto.domain.interaction import Interaction
-from balto.domain.latency import PayingBatches, durations_ms, histogram, nice_step, percentile, summarize
+from balto.domain.latency import durations_ms, histogram, nice_step, percentile, summarize
 
 T0 = 1_700_000_000.0
 
@@ -85,45 +85,3 @@ def test_histogram_buckets_cover_every_value():
     assert sum(h.counts) == 5
     assert h.counts[0] == 3 and h.counts[1] == 1 and h.counts[-1] == 1  # the maximum falls in the last bucket
     assert histogram([None]).counts == ()
-
-
-def test_every_batch_size_pays_until_measured():
-    paying = PayingBatches(4)
-    assert paying.largest(None) == paying.largest(0.2) == 4
-    paying.observe(4, 1.2)
-    paying.observe(4, 1.2)  # two batches of four are not a judgement yet
-    assert paying.per_segment(4) is None and paying.largest(0.2) == 4
-
-
-def test_a_size_that_keeps_a_worker_longer_per_segment_than_a_lone_decode_is_no_longer_taken():
-    # The Intel Xeon's figures: 0.216 s alone, 0.205 per segment two at a time, 0.239 four at a time.
-    paying = PayingBatches(4)
-    for _ in range(3):
-        paying.observe(4, 4 * 0.239)
-        paying.observe(2, 2 * 0.205)
-    assert paying.per_segment(4) == pytest.approx(0.239)
-    assert paying.largest(0.216) == 3  # three is not measured yet: taken, to be measured
-    for _ in range(3):
-        paying.observe(3, 3 * 0.225)
-    assert paying.largest(0.216) == 2
-    assert paying.largest(0.25) == 4  # a heavier load slows the lone decode: four is tried again
-    assert paying.largest(None) == 4
-
-
-def test_when_no_batch_pays_segments_go_one_at_a_time():
-    paying = PayingBatches(2)
-    for _ in range(3):
-        paying.observe(2, 0.5)
-    assert paying.largest(0.25) == 1 and paying.largest(0.26) == 2
-
-
-def test_a_batch_is_judged_on_its_recent_calls():
-    paying = PayingBatches(2, window=3)
-    for seconds in (0.2, 0.2, 0.6, 0.6, 0.6):  # the machine slowed down: only the last three count
-        paying.observe(2, seconds)
-    assert paying.per_segment(2) == pytest.approx(0.3)
-    paying.observe(1, 9.0)  # a lone decode is not a batch
-    paying.observe(5, 9.0)  # nor a size it never takes
-    assert paying.largest(0.31) == 2
-    with pytest.raises(ValueError):
-        PayingBatches(4, window=2, judged_after=3)

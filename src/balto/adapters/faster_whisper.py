@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from balto.domain.interaction import Transcript
-from balto.domain.latency import PayingBatches, RecentTimes
+from balto.domain.latency import RecentTimes
 from balto.domain.transcription import (
     PACK_GAP_S,
     AudioEvidence,
@@ -190,8 +190,6 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
     the queue is behind, and by as much as it is: when the oldest waiting segment has waited k times
     `batch_after_s` (None: as long as a lone decode takes, the median of the last ones), it takes up
     to k + 1; until then one at a time. A segment that finds the queue empty is decoded at once, alone.
-    And only as many as pay: each batch is timed, and a size whose batches keep a worker longer per
-    segment than a lone decode (on the Intel Xeon measured, four) is no longer taken (`PayingBatches`).
 
     With `pack` on, segments wait in the same queue; a worker takes all that are waiting (up to a
     28 s window) and transcribes them in one Whisper window, laid end to end with a second of silence
@@ -215,7 +213,6 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         on_batched: Callable[[int], None] | None = None,
         batch_after_s: float | None = None,
         on_timed: Callable[[float], None] | None = None,
-        on_paying: Callable[[int], None] | None = None,
     ) -> None:
         if not 5.0 <= window_s <= WHISPER_WINDOW_S:
             raise ValueError(f"the encoder window must be 5-30 s, got {window_s}")
@@ -256,9 +253,6 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         self._batch_after_s = batch_after_s
         self._decode_times = RecentTimes(DECODES_TIMED)  # wall-s of lone decodes
         self._on_timed = on_timed  # told each new median (the /metrics gauge)
-        self._paying = PayingBatches(self._batch)  # wall-s per segment of batches, by size
-        self.paying_batch = self._batch  # the largest batch measured to pay (or not measured yet)
-        self._on_paying = on_paying  # told each change of it (the /metrics gauge)
 
     @property
     def name(self) -> str:
@@ -379,7 +373,7 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
             # not one batch of two and an idle worker. The caller is one of the idle ones.
             idle = max(1, len(self._dispatchers) - self._busy_dispatchers)
             share = math.ceil(len(candidates) / idle)
-            batch = candidates[: min(self._paying_batch(), share, self._decodes_behind(candidates[0]) + 1)]
+            batch = candidates[: min(self._batch, share, self._decodes_behind(candidates[0]) + 1)]
         taken = {id(r) for r in batch}
         self._pending = [r for r in self._pending if id(r) not in taken]
         return batch
@@ -395,26 +389,6 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         if after <= 0:
             return self._batch  # batch whenever several wait
         return int((time.perf_counter() - oldest.queued_at) // after)
-
-    def _paying_batch(self) -> int:
-        """The largest batch that pays on this CPU, as measured (`PayingBatches`); each change is
-        logged and told to /metrics."""
-        largest = self._paying.largest(self.decode_s)
-        if largest != self.paying_batch:
-            log.info(
-                "whisper batches up to %d now: per segment %s against %.3f s alone",
-                largest,
-                ", ".join(
-                    f"{size} at a time {per:.3f} s"
-                    for size in range(2, self._batch + 1)
-                    if (per := self._paying.per_segment(size)) is not None
-                ),
-                self.decode_s or 0.0,
-            )
-            self.paying_batch = largest
-            if self._on_paying is not None:
-                self._on_paying(largest)
-        return largest
 
     @property
     def decode_s(self) -> float | None:
@@ -494,9 +468,6 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
             results = self._decode_together(batch)
             if len(batch) == 1:
                 self._timed(time.perf_counter() - started)
-            elif all(result is not None for result in results):  # a batch the decoder saw whole
-                with self._busy_lock:  # two workers may finish at once
-                    self._paying.observe(len(batch), time.perf_counter() - started)
             return results
         if len(batch) == 1:
             segments, lang, evidence = self._decode(batch[0].pcm, batch[0].language)

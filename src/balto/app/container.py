@@ -383,7 +383,6 @@ class Container(containers.DeclarativeContainer):
         on_batched=metrics.provided.whisper_batched,
         batch_after_s=providers.Callable(_batch_after_s, settings),
         on_timed=metrics.provided.stt_decode_s.set,
-        on_paying=metrics.provided.stt_batch_paying.set,
     )
     assemblyai_transcriber = providers.Resource(_assemblyai_transcriber, settings=settings)
     elevenlabs_transcriber = providers.Resource(_elevenlabs_transcriber, settings=settings)

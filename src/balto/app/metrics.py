@@ -192,12 +192,6 @@ class Metrics:
             "Median wall time of local Whisper's last 32 lone decodes: one decode, for STT_BATCH's "
             "rule (a queue k decodes behind is decoded up to k + 1 at a time).",
         )
-        # Set by local Whisper once a batch size was found not to pay (or to pay again); absent before.
-        self.stt_batch_paying = Gauge(
-            "balto_stt_batch_paying",
-            "The largest batch local Whisper takes now: the sizes whose batches were measured to keep a "
-            "worker longer per segment than a lone decode are no longer taken (STT_BATCH).",
-        )
         self.interactions = Counter("balto_interactions_total", "Interaction rows handed to storage, by origin.")
         self.stt_latency = Histogram("balto_stt_latency_seconds", "Transcription latency by provider.")
         self.llm_latency = Histogram("balto_llm_latency_seconds", "LLM call latency by provider and status.")
@@ -259,7 +253,6 @@ class Metrics:
             self.stt_batches,
             self.stt_batched_segments,
             *([self.stt_decode_s] if self.stt_decode_s.value else []),
-            *([self.stt_batch_paying] if self.stt_batch_paying.value else []),
             self.interactions,
             self.stt_latency,
             self.llm_latency,
