@@ -24,7 +24,7 @@ import ctranslate2
 import numpy as np
 from faster_whisper.tokenizer import Tokenizer
 
-from balto.adapters.faster_whisper import load_whisper_model, resolve_model_path
+from balto.adapters.faster_whisper import load_whisper_model
 from bench.audio import utterances
 from bench.machine import cpu_s
 
@@ -45,14 +45,9 @@ def main() -> None:
     args = parser.parse_args()
     cache = Path.home() / ".cache" / "balto" / "models"
     model = load_whisper_model("base", cache, args.compute_type, args.threads)
-    encoder = (  # a second instance of the same model: one replica on more threads
-        ctranslate2.models.Whisper(
-            resolve_model_path("base", cache),
-            device="cpu",
-            compute_type=args.compute_type,
-            inter_threads=1,
-            intra_threads=args.encoder_threads,
-        )
+    # A second instance of the same model for the encoder: one replica on more threads.
+    encoder = (
+        load_whisper_model("base", cache, args.compute_type, args.encoder_threads).model
         if args.encoder_threads
         else model.model
     )
