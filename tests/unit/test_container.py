@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import pytest
 from dependency_injector import providers
 
+from balto.adapters.faster_whisper import default_batch
 from balto.adapters.openai_llm import OpenAICompatibleRecommender
 from balto.adapters.playbook import PlaybookRecommender
 from balto.app import container as composition
@@ -75,7 +76,11 @@ def test_one_measured_early_start_timing_unless_turned_off():
 
 @pytest.mark.parametrize(
     ("env", "expected"),
-    [({}, (4, None)), ({"STT_BATCH": "1", "STT_BATCH_AFTER_MS": "250"}, (1, 0.25))],
+    [
+        ({}, (default_batch(), None)),
+        ({"STT_BATCH": "4"}, (4, None)),
+        ({"STT_BATCH": "1", "STT_BATCH_AFTER_MS": "250"}, (1, 0.25)),
+    ],
 )
 def test_local_whisper_batches_as_the_settings_say(env, expected):
     container = composition.build_container(Settings.from_env(env))

@@ -10,7 +10,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +46,40 @@ PACKAGED_ALIASES = {"base", "packaged", "whisper-base"}
 MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
 WHISPER_WINDOW_S = 30.0  # the window Whisper was trained on: 3000 mel frames of 10 ms
 DECODES_TIMED = 32  # the lone decodes whose median says how long a decode takes (STT_BATCH_AFTER_MS auto)
+# STT_BATCH auto: the largest batch, by the kernels CTranslate2 runs its int8 products on. On oneDNN
+# (AMD CPUs) a batch of four costs a fifth less per segment; on Intel MKL it costs more than four
+# lone decodes, and at 32 counters on an Intel Xeon batching lengthened the tail (p95 2.03 against
+# 1.44 s) for more CPU (docs/performance.md, the third Intel round).
+BATCH_ON_ONEDNN = 4
+BATCH_ON_MKL = 1
+
+
+def cpu_vendor(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
+    """The CPU's vendor string as the kernel reports it (`GenuineIntel`, `AuthenticAMD`), or None
+    where there is no /proc/cpuinfo or it names none (another OS, an ARM CPU)."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "vendor_id":
+            return value.strip() or None
+    return None
+
+
+def ctranslate2_uses_mkl(env: Mapping[str, str] = os.environ, vendor: str | None = None) -> bool:
+    """Whether CTranslate2 runs its CPU products on Intel MKL: as it decides, `CT2_USE_MKL` if set,
+    else on a GenuineIntel CPU (`CT2_VERBOSE=1` prints its choice)."""
+    forced = env.get("CT2_USE_MKL", "").strip()
+    if forced:
+        return forced.lower() in ("1", "true", "on", "yes")
+    return (vendor if vendor is not None else cpu_vendor()) == "GenuineIntel"
+
+
+def default_batch(env: Mapping[str, str] = os.environ, vendor: str | None = None) -> int:
+    """STT_BATCH auto: batches of up to four on oneDNN, none on Intel MKL."""
+    return BATCH_ON_MKL if ctranslate2_uses_mkl(env, vendor) else BATCH_ON_ONEDNN
 
 
 def _package_data(name: str) -> Path | None:

@@ -19,7 +19,7 @@ from balto.adapters.assemblyai import AssemblyAITranscriber, assemblyai_client
 from balto.adapters.elevenlabs import DEFAULT_MODEL as ELEVENLABS_DEFAULT_MODEL
 from balto.adapters.elevenlabs import ElevenLabsTranscriber, elevenlabs_client
 from balto.adapters.embedded_postgres import EmbeddedPostgres, create_database_if_missing
-from balto.adapters.faster_whisper import WhisperTranscriber, load_whisper_model
+from balto.adapters.faster_whisper import BATCH_ON_MKL, WhisperTranscriber, default_batch, load_whisper_model
 from balto.adapters.ffmpeg import FfmpegDecoder, ffmpeg_exe
 from balto.adapters.journal import FileJournal
 from balto.adapters.noisereduce_cleaner import NoiseReduceCleaner
@@ -165,6 +165,15 @@ def _stt_executor(settings: Settings) -> Iterator[ThreadPoolExecutor]:
         yield executor
     finally:
         executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _stt_batch(settings: Settings) -> int:
+    if settings.stt_batch is not None:
+        return settings.stt_batch
+    batch = default_batch()
+    mkl = "on Intel MKL, where a batch costs more per segment" if batch == BATCH_ON_MKL else "not on Intel MKL"
+    log.info("STT_BATCH auto: %d (CTranslate2 %s)", batch, mkl)
+    return batch
 
 
 def _batch_after_s(settings: Settings) -> float | None:
@@ -376,7 +385,7 @@ class Container(containers.DeclarativeContainer):
         language=settings.provided.stt_language,
         beam_size=settings.provided.stt_beam_size,
         pack=settings.provided.stt_pack,
-        batch=settings.provided.stt_batch,
+        batch=providers.Callable(_stt_batch, settings),
         workers=settings.provided.stt_workers,
         window_s=settings.provided.stt_window_s,
         on_stopped=metrics.provided.stt_decodes_stopped.inc,
