@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 from dependency_injector import providers
 
-from balto.adapters.faster_whisper import default_batch
+from balto.adapters.faster_whisper import default_after_decodes
 from balto.adapters.openai_llm import OpenAICompatibleRecommender
 from balto.adapters.playbook import PlaybookRecommender
 from balto.app import container as composition
@@ -77,9 +77,9 @@ def test_one_measured_early_start_timing_unless_turned_off():
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({}, (default_batch(), None)),
-        ({"STT_BATCH": "4"}, (4, None)),
-        ({"STT_BATCH": "1", "STT_BATCH_AFTER_MS": "250"}, (1, 0.25)),
+        ({}, (4, None, float(default_after_decodes()))),
+        ({"STT_BATCH_AFTER_MS": "250"}, (4, 0.25, 1.0)),
+        ({"STT_BATCH": "1", "STT_BATCH_AFTER_MS": "250"}, (1, 0.25, 1.0)),
     ],
 )
 def test_local_whisper_batches_as_the_settings_say(env, expected):
@@ -88,4 +88,4 @@ def test_local_whisper_batches_as_the_settings_say(env, expected):
     container.whisper_model.override(providers.Object(model))
     container.stt_executor.override(providers.Object(None))
     whisper = container.whisper_transcriber()
-    assert (whisper._batch, whisper._batch_after_s) == expected
+    assert (whisper._batch, whisper._batch_after_s, whisper._batch_after_decodes) == expected

@@ -309,12 +309,9 @@ def test_asking_for_an_embedder_that_is_not_installed_fails_at_start_up(monkeypa
     assert not Settings.from_env({"SPEAKER_EMBEDDER": "speechbrain"}).speaker.enabled
 
 
-def test_whisper_batches_as_far_as_the_cpu_pays_by_default():
-    # None: auto, chosen at start-up by the kernels CTranslate2 runs on (test_whisper_batch_default).
-    assert Settings.from_env({}).stt_batch is None
-    assert Settings.from_env({"STT_BATCH": "auto"}).stt_batch is None
+def test_whisper_batches_up_to_four_once_the_queue_is_behind_by_default():
+    assert Settings.from_env({}).stt_batch == 4
     assert Settings.from_env({"STT_BATCH": "1"}).stt_batch == 1
-    assert Settings.from_env({"STT_BATCH": "4"}).stt_batch == 4
     # Behind by how many decodes: by default, measured (a lone decode's time).
     assert Settings.from_env({}).stt_batch_after_ms is None
     assert Settings.from_env({"STT_BATCH_AFTER_MS": "auto"}).stt_batch_after_ms is None

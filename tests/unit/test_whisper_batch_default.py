@@ -1,16 +1,21 @@
-"""STT_BATCH auto: the largest Whisper batch follows the kernels CTranslate2 runs on (batches pay on
-oneDNN, the AMD CPUs; they cost more on Intel MKL: docs/performance.md, the third Intel round)."""
+"""STT_BATCH_AFTER_MS auto: how far behind the queue must be before Whisper batches follows the
+kernels CTranslate2 runs on (batches pay on oneDNN, the AMD CPUs; on Intel MKL they cost more, and
+pay only far past capacity: docs/performance.md, item 17)."""
 
 from __future__ import annotations
+
+import time
+from types import SimpleNamespace
 
 import pytest
 
 from balto.adapters.faster_whisper import (
-    BATCH_ON_MKL,
-    BATCH_ON_ONEDNN,
+    AFTER_DECODES_ON_MKL,
+    AFTER_DECODES_ON_ONEDNN,
+    WhisperTranscriber,
     cpu_vendor,
     ctranslate2_uses_mkl,
-    default_batch,
+    default_after_decodes,
 )
 
 INTEL = "processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 167\n\nprocessor\t: 1\n"
@@ -43,7 +48,22 @@ def test_ctranslate2_picks_mkl_by_vendor_unless_told(env, vendor, mkl):
     assert ctranslate2_uses_mkl(env, vendor) is mkl
 
 
-def test_batches_of_four_on_onednn_none_on_mkl():
-    assert default_batch({}, "AuthenticAMD") == BATCH_ON_ONEDNN == 4
-    assert default_batch({}, "GenuineIntel") == BATCH_ON_MKL == 1
-    assert default_batch({"CT2_USE_MKL": "0"}, "GenuineIntel") == 4
+def test_batches_one_decode_behind_on_onednn_three_on_mkl():
+    assert default_after_decodes({}, "AuthenticAMD") == AFTER_DECODES_ON_ONEDNN == 1
+    assert default_after_decodes({}, "GenuineIntel") == AFTER_DECODES_ON_MKL == 3
+    assert default_after_decodes({"CT2_USE_MKL": "0"}, "GenuineIntel") == 1
+
+
+@pytest.mark.parametrize(("after_decodes", "behind"), [(1.0, 3), (3.0, 1)])
+def test_the_lag_is_counted_in_that_many_decodes(after_decodes, behind):
+    model = SimpleNamespace(generate_with_fallback=lambda *args, **kwargs: None)  # no weights needed
+    whisper = WhisperTranscriber(model, None, batch=4, batch_after_decodes=after_decodes)
+    whisper._timed(0.2)  # a lone decode took 0.2 s
+    oldest = SimpleNamespace(queued_at=time.perf_counter() - 0.7)  # has waited 0.7 s
+    assert whisper._decodes_behind(oldest) == behind
+
+
+def test_a_lag_of_no_decode_is_refused():
+    model = SimpleNamespace(generate_with_fallback=lambda *args, **kwargs: None)
+    with pytest.raises(ValueError, match="lag"):
+        WhisperTranscriber(model, None, batch=4, batch_after_decodes=0)

@@ -46,12 +46,13 @@ PACKAGED_ALIASES = {"base", "packaged", "whisper-base"}
 MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
 WHISPER_WINDOW_S = 30.0  # the window Whisper was trained on: 3000 mel frames of 10 ms
 DECODES_TIMED = 32  # the lone decodes whose median says how long a decode takes (STT_BATCH_AFTER_MS auto)
-# STT_BATCH auto: the largest batch, by the kernels CTranslate2 runs its int8 products on. On oneDNN
-# (AMD CPUs) a batch of four costs a fifth less per segment; on Intel MKL it costs more than four
-# lone decodes, and at 32 counters on an Intel Xeon batching lengthened the tail (p95 2.03 against
-# 1.44 s) for more CPU (docs/performance.md, the third Intel round).
-BATCH_ON_ONEDNN = 4
-BATCH_ON_MKL = 1
+# STT_BATCH_AFTER_MS auto: how many measured lone decodes make "a decode" of the queue's lag, by the
+# kernels CTranslate2 runs its int8 products on. On oneDNN (AMD CPUs) a batch of four costs a fifth
+# less per segment, so batches start one decode behind; on Intel MKL it costs as much as four lone
+# decodes or more, and batches one decode behind lengthened the tail at the edge of capacity, while
+# far past it they still drained the queue (docs/performance.md, item 17).
+AFTER_DECODES_ON_ONEDNN = 1
+AFTER_DECODES_ON_MKL = 3
 
 
 def cpu_vendor(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
@@ -77,9 +78,9 @@ def ctranslate2_uses_mkl(env: Mapping[str, str] = os.environ, vendor: str | None
     return (vendor if vendor is not None else cpu_vendor()) == "GenuineIntel"
 
 
-def default_batch(env: Mapping[str, str] = os.environ, vendor: str | None = None) -> int:
-    """STT_BATCH auto: batches of up to four on oneDNN, none on Intel MKL."""
-    return BATCH_ON_MKL if ctranslate2_uses_mkl(env, vendor) else BATCH_ON_ONEDNN
+def default_after_decodes(env: Mapping[str, str] = os.environ, vendor: str | None = None) -> int:
+    """STT_BATCH_AFTER_MS auto: a batch waits for a lag of one lone decode on oneDNN, three on MKL."""
+    return AFTER_DECODES_ON_MKL if ctranslate2_uses_mkl(env, vendor) else AFTER_DECODES_ON_ONEDNN
 
 
 def _package_data(name: str) -> Path | None:
@@ -222,8 +223,9 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
     step is bound by reading weights (the AMD EPYCs measured) that costs a fifth less per segment
     at four, but every segment of a batch waits for the whole batch. So a worker batches only when
     the queue is behind, and by as much as it is: when the oldest waiting segment has waited k times
-    `batch_after_s` (None: as long as a lone decode takes, the median of the last ones), it takes up
-    to k + 1; until then one at a time. A segment that finds the queue empty is decoded at once, alone.
+    `batch_after_s` (None: `batch_after_decodes` times as long as a lone decode takes, the median of
+    the last ones), it takes up to k + 1; until then one at a time. A segment that finds the queue
+    empty is decoded at once, alone.
 
     With `pack` on, segments wait in the same queue; a worker takes all that are waiting (up to a
     28 s window) and transcribes them in one Whisper window, laid end to end with a second of silence
@@ -246,6 +248,7 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         batch: int = 1,
         on_batched: Callable[[int], None] | None = None,
         batch_after_s: float | None = None,
+        batch_after_decodes: float = 1.0,
         on_timed: Callable[[float], None] | None = None,
     ) -> None:
         if not 5.0 <= window_s <= WHISPER_WINDOW_S:
@@ -254,6 +257,8 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
             raise ValueError(f"a batch holds at least one segment, got {batch}")
         if batch_after_s is not None and batch_after_s < 0:
             raise ValueError(f"a wait cannot be negative, got {batch_after_s}")
+        if batch_after_decodes <= 0:
+            raise ValueError(f"a lag is at least some of a decode, got {batch_after_decodes}")
         self._model = model
         _install_abandon_check(model)
         # Below 30 s the encoder of a segment transcribed alone sees only max(window, segment) of
@@ -285,6 +290,7 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         self._on_stopped = on_stopped
         self._on_batched = on_batched
         self._batch_after_s = batch_after_s
+        self._batch_after_decodes = batch_after_decodes
         self._decode_times = RecentTimes(DECODES_TIMED)  # wall-s of lone decodes
         self._on_timed = on_timed  # told each new median (the /metrics gauge)
 
@@ -417,9 +423,12 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         what a decode takes. A worker takes one more than that: a batch of k + 1 holds its first
         segment about k encoder passes longer than a lone decode would (the decoder's steps are shared),
         less than it has already waited, and each segment after it waits less than one at a time."""
-        after = self._batch_after_s if self._batch_after_s is not None else self.decode_s
+        after = self._batch_after_s
         if after is None:
-            return 0  # nothing measured yet
+            decode_s = self.decode_s
+            if decode_s is None:
+                return 0  # nothing measured yet
+            after = decode_s * self._batch_after_decodes
         if after <= 0:
             return self._batch  # batch whenever several wait
         return int((time.perf_counter() - oldest.queued_at) // after)

@@ -19,7 +19,12 @@ from balto.adapters.assemblyai import AssemblyAITranscriber, assemblyai_client
 from balto.adapters.elevenlabs import DEFAULT_MODEL as ELEVENLABS_DEFAULT_MODEL
 from balto.adapters.elevenlabs import ElevenLabsTranscriber, elevenlabs_client
 from balto.adapters.embedded_postgres import EmbeddedPostgres, create_database_if_missing
-from balto.adapters.faster_whisper import BATCH_ON_MKL, WhisperTranscriber, default_batch, load_whisper_model
+from balto.adapters.faster_whisper import (
+    AFTER_DECODES_ON_MKL,
+    WhisperTranscriber,
+    default_after_decodes,
+    load_whisper_model,
+)
 from balto.adapters.ffmpeg import FfmpegDecoder, ffmpeg_exe
 from balto.adapters.journal import FileJournal
 from balto.adapters.noisereduce_cleaner import NoiseReduceCleaner
@@ -167,13 +172,15 @@ def _stt_executor(settings: Settings) -> Iterator[ThreadPoolExecutor]:
         executor.shutdown(wait=False, cancel_futures=True)
 
 
-def _stt_batch(settings: Settings) -> int:
-    if settings.stt_batch is not None:
-        return settings.stt_batch
-    batch = default_batch()
-    mkl = "on Intel MKL, where a batch costs more per segment" if batch == BATCH_ON_MKL else "not on Intel MKL"
-    log.info("STT_BATCH auto: %d (CTranslate2 %s)", batch, mkl)
-    return batch
+def _batch_after_decodes(settings: Settings) -> float:
+    if settings.stt_batch <= 1 or settings.stt_batch_after_ms is not None:
+        return 1.0  # no batches, or a lag set in milliseconds
+    decodes = default_after_decodes()
+    mkl = (
+        "on Intel MKL, where a batch costs more per segment" if decodes == AFTER_DECODES_ON_MKL else "not on Intel MKL"
+    )
+    log.info("STT_BATCH_AFTER_MS auto: batches once the queue is %d decode(s) behind (CTranslate2 %s)", decodes, mkl)
+    return float(decodes)
 
 
 def _batch_after_s(settings: Settings) -> float | None:
@@ -385,12 +392,13 @@ class Container(containers.DeclarativeContainer):
         language=settings.provided.stt_language,
         beam_size=settings.provided.stt_beam_size,
         pack=settings.provided.stt_pack,
-        batch=providers.Callable(_stt_batch, settings),
+        batch=settings.provided.stt_batch,
         workers=settings.provided.stt_workers,
         window_s=settings.provided.stt_window_s,
         on_stopped=metrics.provided.stt_decodes_stopped.inc,
         on_batched=metrics.provided.whisper_batched,
         batch_after_s=providers.Callable(_batch_after_s, settings),
+        batch_after_decodes=providers.Callable(_batch_after_decodes, settings),
         on_timed=metrics.provided.stt_decode_s.set,
     )
     assemblyai_transcriber = providers.Resource(_assemblyai_transcriber, settings=settings)

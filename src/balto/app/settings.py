@@ -56,13 +56,6 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
 
-def _batch(env: Mapping[str, str]) -> int | None:
-    raw = _get(env, "STT_BATCH")
-    if raw is None or raw.lower() == "auto":
-        return None
-    return _int(env, "STT_BATCH", 1, 1)
-
-
 def _batch_after_ms(env: Mapping[str, str]) -> float | None:
     raw = _get(env, "STT_BATCH_AFTER_MS")
     if raw is None or raw.lower() == "auto":
@@ -205,10 +198,9 @@ class Settings:
     stt_pack: bool = False  # pack segments that wait at once into one Whisper window (opt-in)
     # Segments of different counters that wait, decoded as one Whisper batch (at most this many; 1:
     # never), only once the queue is behind: k decodes behind, up to k + 1 (docs/performance.md).
-    # None (auto): 4 where CTranslate2 runs on oneDNN (AMD), 1 on Intel MKL, where a batch costs more.
-    stt_batch: int | None = None
-    # What "a decode" is for that: None (auto) as long as a lone decode takes, measured; 0: batch
-    # whenever several wait.
+    stt_batch: int = 4
+    # What "a decode" is for that: None (auto) as long as a lone decode takes, measured, or three on
+    # Intel MKL, where a batch costs more (docs/performance.md, item 17); 0: batch whenever several wait.
     stt_batch_after_ms: float | None = None
     stt_window_s: float = 10.0  # encoder window of a segment decoded alone (docs/performance.md)
     # silero | off: a speech model's second opinion on each VAD segment; segments with no speech are
@@ -296,7 +288,7 @@ class Settings:
             early_start_measured=_bool(env, "VAD_EARLY_START_MEASURED", True),
             stt_beam_size=_int(env, "STT_BEAM_SIZE", 5, 1),
             stt_pack=_bool(env, "STT_PACK", False),
-            stt_batch=_batch(env),
+            stt_batch=_int(env, "STT_BATCH", 4, 1),
             stt_batch_after_ms=_batch_after_ms(env),
             stt_window_s=_window_s(env),
             speech_gate=gate,
