@@ -1,7 +1,7 @@
 """Would decoding segments from several counters as one batch pay on this CPU?
 
     .venv/bin/python -m bench.batching [--window 15] [--batches 1 2 4 8] [--segments 8] [--threads 2]
-        [--compute-type int8] [--encoder-threads 0]
+        [--compute-type int8] [--encoder-threads 0] [--encode-alone]
 
 Takes real sentences (../shared/audio, else the committed fixtures), computes Whisper's features the
 way the server does (padded to the encoder window, STT_WINDOW_S), and runs CTranslate2's encoder and
@@ -9,7 +9,9 @@ beam-5 decoder on them `B` at a time, as faster-whisper's batched pipeline does 
 STT_BATCH). Prints CPU-seconds per segment for each batch size, the encoder's and the decoder's apart,
 wall-seconds per segment (and the encoder's), and the first transcript as a sanity check. With
 `--encoder-threads N` the encoder runs on a second instance of the model with N threads and the
-decoder on `--threads` (an idea measured and not kept: docs/performance.md, "Tried before"). A
+decoder on `--threads` (an idea measured and not kept: docs/performance.md, "Tried before"). With
+`--encode-alone` each segment goes through the encoder by itself and only the decoder sees the batch,
+as the server does since item 18 (on Intel MKL the encoder costs more per segment in a batch). A
 batch's segments all wait for the whole batch, so wall time per segment is the throughput, not the
 latency.
 """
@@ -42,6 +44,11 @@ def main() -> None:
         default=0,
         help="run the encoder on a second instance of the model with this many threads; 0: the same",
     )
+    parser.add_argument(
+        "--encode-alone",
+        action="store_true",
+        help="encode each segment of a batch by itself; only the decoder runs the batch",
+    )
     args = parser.parse_args()
     cache = Path.home() / ".cache" / "balto" / "models"
     model = load_whisper_model("base", cache, args.compute_type, args.threads)
@@ -67,7 +74,11 @@ def main() -> None:
 
     def decode(batch: list[np.ndarray]) -> list[str]:
         started, wall_started = cpu_s(), time.perf_counter()
-        encoded = encoder.encode(ctranslate2.StorageView.from_array(np.stack(batch)), to_cpu=False)
+        if args.encode_alone and len(batch) > 1:
+            alone = [np.asarray(encoder.encode(ctranslate2.StorageView.from_array(f[None]))) for f in batch]
+            encoded = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.concatenate(alone)))
+        else:
+            encoded = encoder.encode(ctranslate2.StorageView.from_array(np.stack(batch)), to_cpu=False)
         encoded_at = cpu_s()
         spent["encoder wall"] += time.perf_counter() - wall_started
         results = model.model.generate(encoded, [prompt] * len(batch), beam_size=5, max_length=120)

@@ -1,6 +1,6 @@
 """Local Whisper with batching on (STT_BATCH): segments of several counters that wait at once go
-through Whisper's encoder and decoder as one batch, and each gets exactly the words and the
-hallucination rules' signals it gets when decoded alone. A worker batches only once the queue is
+through Whisper's encoder one window at a time and its decoder as one batch, and each gets exactly the
+words and the hallucination rules' signals it gets when decoded alone. A worker batches only once the queue is
 behind (its oldest segment has waited as long as a decode takes, or STT_BATCH_AFTER_MS), idle
 workers share what waits before any of them batches, a caller that gives up is left out of the
 decoder, and what cannot share a batch (a segment longer than the encoder window) is decoded alone."""
@@ -94,7 +94,7 @@ async def test_segments_waiting_together_are_one_batch_and_each_gets_what_it_get
         recording.encoded.clear()
         recording.generated.clear()
         results = await asyncio.gather(*(together.transcribe(pcm, "pt") for pcm in segments))
-    assert (recording.encoded, recording.generated) == ([3], [3])
+    assert (recording.encoded, recording.generated) == ([1, 1, 1], [3])  # the encoder one window at a time
     assert (together.batches, together.batched_segments, batched) == (1, 3, [3])
     assert [r.text for r in results] == [e.text for e in expected]
     assert [r.confidence for r in results] == pytest.approx([e.confidence for e in expected], abs=1e-4)
@@ -110,7 +110,7 @@ async def test_a_worker_batches_only_once_the_oldest_segment_has_waited_as_long_
         assert together.decode_s is None  # nothing decoded yet: nothing is late
         results = await asyncio.gather(*(together.transcribe(pcm, "pt") for pcm, _ in heard))
         # The first is heard alone at once; the other two waited through its decode, and go together.
-        assert recording.encoded == [1, 2] and (together.batches, together.batched_segments) == (1, 2)
+        assert recording.generated == [1, 2] and (together.batches, together.batched_segments) == (1, 2)
         assert together.decode_s is not None and together.decode_s > 0
         assert timed == [together.decode_s]  # one lone decode timed (the batch is not), told to /metrics
     assert_heard([said for _, said in heard], results)
@@ -140,14 +140,20 @@ async def test_idle_workers_share_what_waits_before_any_of_them_batches(whisper_
     assert_heard([utterance(0)[1], utterance(1)[1]], results)
 
 
-async def test_a_caller_that_gives_up_while_the_batch_encodes_is_left_out_of_the_decoder(whisper_model, recording):
+@pytest.mark.parametrize("gives_up", ["first", "second"])
+async def test_a_caller_that_gives_up_while_the_batch_encodes_is_left_out_of_the_decoder(
+    whisper_model, recording, gives_up
+):
+    """The encoder is held on the batch's first window while one caller gives up: the first, whose
+    window is then encoded already, or the second, whose window is not encoded at all."""
     stopped: list[int] = []
     recording.go_on.clear()
     try:
         async with Pool(whisper_model, batch=4, batch_after_s=0.0, on_stopped=lambda: stopped.append(1)) as together:
             (kept_pcm, said), (dropped_pcm, _) = utterance(0), utterance(1)
-            kept = asyncio.ensure_future(together.transcribe(kept_pcm, "pt"))
-            dropped = asyncio.ensure_future(together.transcribe(dropped_pcm, "pt"))
+            order = [kept_pcm, dropped_pcm] if gives_up == "second" else [dropped_pcm, kept_pcm]
+            first, second = (asyncio.ensure_future(together.transcribe(pcm, "pt")) for pcm in order)
+            kept, dropped = (first, second) if gives_up == "second" else (second, first)
             assert await asyncio.to_thread(recording.encoding.wait, 30)
             dropped.cancel()
             await asyncio.sleep(0)
@@ -157,8 +163,8 @@ async def test_a_caller_that_gives_up_while_the_batch_encodes_is_left_out_of_the
                 await dropped
     finally:
         recording.go_on.set()
-    assert (recording.encoded, recording.generated) == ([2], [1])
-    assert (together.stopped, stopped) == (1, [1])
+    assert (recording.encoded, recording.generated) == ([1] if gives_up == "second" else [1, 1], [1])
+    assert (together.batches, together.stopped, stopped) == (1, 1, [1])  # one batch of two, one stopped
     assert wer(said, result.text) <= 0.5, result.text
 
 

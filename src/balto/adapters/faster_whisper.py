@@ -48,9 +48,9 @@ WHISPER_WINDOW_S = 30.0  # the window Whisper was trained on: 3000 mel frames of
 DECODES_TIMED = 32  # the lone decodes whose median says how long a decode takes (STT_BATCH_AFTER_MS auto)
 # STT_BATCH_AFTER_MS auto: how many measured lone decodes make "a decode" of the queue's lag, by the
 # kernels CTranslate2 runs its int8 products on. On oneDNN (AMD CPUs) a batch of four costs a fifth
-# less per segment, so batches start one decode behind; on Intel MKL it costs as much as four lone
-# decodes or more, and batches one decode behind lengthened the tail at the edge of capacity, while
-# far past it they still drained the queue (docs/performance.md, item 17).
+# less per segment, so batches start one decode behind; on Intel MKL a tenth less (the encoder run
+# alone, item 18), and batches one decode behind lengthened the tail at and past the edge of
+# capacity, while far past it batches still drained the queue (docs/performance.md, items 17-18).
 AFTER_DECODES_ON_ONEDNN = 1
 AFTER_DECODES_ON_MKL = 3
 
@@ -218,14 +218,15 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
 
     With `batch` above 1, segments wait in one queue shared by every connection, and a worker that
     finds several waiting takes up to `batch` of them (its share, when other workers are idle too)
-    and runs them through Whisper as one batch: each keeps its own encoder window, but the decoder
-    steps them together, reading its weights once per step for all of them. On CPUs where a decoder
-    step is bound by reading weights (the AMD EPYCs measured) that costs a fifth less per segment
-    at four, but every segment of a batch waits for the whole batch. So a worker batches only when
-    the queue is behind, and by as much as it is: when the oldest waiting segment has waited k times
-    `batch_after_s` (None: `batch_after_decodes` times as long as a lone decode takes, the median of
-    the last ones), it takes up to k + 1; until then one at a time. A segment that finds the queue
-    empty is decoded at once, alone.
+    and runs them through Whisper as one batch: the encoder takes their windows one at a time (bound
+    by arithmetic, it gains nothing from a batch, and on Intel MKL loses), then the decoder steps
+    them together, reading its weights once per step for all of them. That costs a fifth less per
+    segment at four on the AMD EPYCs measured and a tenth less on the Intel Xeon, but every segment
+    of a batch waits for the whole batch. So a worker batches only when the queue is behind, and by
+    as much as it is: when the oldest waiting segment has waited k times `batch_after_s` (None:
+    `batch_after_decodes` times as long as a lone decode takes, the median of the last ones), it
+    takes up to k + 1; until then one at a time. A segment that finds the queue empty is decoded at
+    once, alone.
 
     With `pack` on, segments wait in the same queue; a worker takes all that are waiting (up to a
     28 s window) and transcribes them in one Whisper window, laid end to end with a second of silence
@@ -520,11 +521,11 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
 
     def _decode_together(self, batch: list[_Request]) -> list[tuple[str, str | None, float | None] | None]:
         """In a worker thread: the segments of `batch` (one language, each within the encoder window)
-        through Whisper's encoder and beam-search decoder as one batch. What faster-whisper's
-        `transcribe` does for one window with the options of `_decode_in_window`, so a segment gets the
-        same words and the same signals for the hallucination rules either way (a contract test holds
-        the two paths to it). A segment whose caller gave up by the time the encoder is done is left out
-        of the decoder (None in its place)."""
+        through Whisper's encoder one window at a time, then its beam-search decoder as one batch. What
+        faster-whisper's `transcribe` does for one window with the options of `_decode_in_window`, so a
+        segment gets the same words and the same signals for the hallucination rules either way (a
+        contract test holds the two paths to it). A segment whose caller gave up before its window is
+        encoded, or by the time the encoder is done, is left out of the decoder (None in its place)."""
         import ctranslate2
         from faster_whisper.audio import pad_or_trim
         from faster_whisper.transcribe import get_compression_ratio
@@ -532,26 +533,35 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         language = batch[0].language
         assert language is not None
         tokenizer, suppressed = self._tokenizer(language)
-        features, content = [], []
+        content: list[int] = []
+        encoded: list[Any] = []  # each segment's encoder output, or None for one its caller gave up on
         for request in batch:
+            if request.gave_up.is_set():
+                content.append(0)
+                encoded.append(None)
+                continue
             mel = self._model.feature_extractor(request.pcm.astype(np.float32) / 32768.0)
             # faster-whisper's window: every frame but the last, padded to the encoder window.
             content.append(mel.shape[-1] - 1)
-            features.append(pad_or_trim(mel[:, : content[-1]], self._batch_frames))
-        encoded = self._model.model.encode(
-            ctranslate2.StorageView.from_array(np.ascontiguousarray(np.stack(features))), to_cpu=False
-        )
-        wanted = [i for i, request in enumerate(batch) if not request.gave_up.is_set()]
+            # One window at a time: the encoder is bound by arithmetic, so a batch saves it nothing on
+            # oneDNN and costs it more per segment on Intel MKL (docs/performance.md, item 18).
+            features = np.ascontiguousarray(pad_or_trim(mel[:, : content[-1]], self._batch_frames)[None])
+            encoded.append(self._model.model.encode(ctranslate2.StorageView.from_array(features), to_cpu=False))
+        wanted = [i for i, request in enumerate(batch) if encoded[i] is not None and not request.gave_up.is_set()]
         if not wanted:
             raise _Abandoned
         if len(wanted) < len(batch):
             self._count_stopped(len(batch) - len(wanted))
-            encoded = ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(encoded)[wanted]))
+        together = (
+            encoded[wanted[0]]
+            if len(wanted) == 1
+            else ctranslate2.StorageView.from_array(np.concatenate([np.asarray(encoded[i]) for i in wanted]))
+        )
         prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
         # One budget per call: the longest segment's (a loop is cut by the rules either way).
         budget = max(max_new_tokens(batch[i].pcm.size / 16_000) for i in wanted)
         results = self._model.model.generate(
-            encoded,
+            together,
             [prompt] * len(wanted),
             beam_size=self._beam_size,
             patience=1,

@@ -177,7 +177,9 @@ def _batch_after_decodes(settings: Settings) -> float:
         return 1.0  # no batches, or a lag set in milliseconds
     decodes = default_after_decodes()
     mkl = (
-        "on Intel MKL, where a batch costs more per segment" if decodes == AFTER_DECODES_ON_MKL else "not on Intel MKL"
+        "on Intel MKL, where batches one decode behind lengthened the tail"
+        if decodes == AFTER_DECODES_ON_MKL
+        else "not on Intel MKL"
     )
     log.info("STT_BATCH_AFTER_MS auto: batches once the queue is %d decode(s) behind (CTranslate2 %s)", decodes, mkl)
     return float(decodes)
