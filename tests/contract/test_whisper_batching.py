@@ -1,9 +1,10 @@
 """Local Whisper with batching on (STT_BATCH): segments of several counters that wait at once go
-through Whisper's encoder one window at a time and its decoder as one batch, and each gets exactly the
-words and the hallucination rules' signals it gets when decoded alone. A worker batches only once the queue is
-behind (its oldest segment has waited as long as a decode takes, or STT_BATCH_AFTER_MS), idle
-workers share what waits before any of them batches, a caller that gives up is left out of the
-decoder, and what cannot share a batch (a segment longer than the encoder window) is decoded alone."""
+through Whisper's encoder one window at a time and its decoder as one batch, and each gets exactly
+the words and the hallucination rules' signals it gets when decoded alone. A worker batches only
+once the queue is behind (its oldest segment has waited as long as a decode takes, or
+STT_BATCH_AFTER_MS), idle workers share what waits before any of them batches, a caller that gives
+up is left out of the decoder, and what cannot share a batch (a segment longer than the encoder
+window) is decoded alone."""
 
 from __future__ import annotations
 

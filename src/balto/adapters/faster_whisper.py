@@ -547,7 +547,7 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
             # oneDNN and costs it more per segment on Intel MKL (docs/performance.md, item 18).
             features = np.ascontiguousarray(pad_or_trim(mel[:, : content[-1]], self._batch_frames)[None])
             encoded.append(self._model.model.encode(ctranslate2.StorageView.from_array(features), to_cpu=False))
-        wanted = [i for i, request in enumerate(batch) if encoded[i] is not None and not request.gave_up.is_set()]
+        wanted = [i for i, request in enumerate(batch) if not request.gave_up.is_set()]  # a give-up is for good
         if not wanted:
             raise _Abandoned
         if len(wanted) < len(batch):
