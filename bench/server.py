@@ -108,13 +108,14 @@ async def stream_counter(url: str, counter: Counter, start_delay_s: float) -> No
                 await asyncio.sleep(max(0.0, due - time.time()))
                 await ws.send(piece)
             await ws.send(json.dumps({"comando": "fim"}))
-            await asyncio.wait_for(reading, 120)
+            await asyncio.wait_for(reading, 300)  # a queue past capacity drains for minutes
     except Exception as exc:  # a benchmark reports failures, it does not stop at the first
         counter.error = f"{type(exc).__name__}: {exc}"
 
 
 def analyse(counters: list[Counter]) -> dict[str, Any]:
     transcript_latency: list[float] = []
+    by_third: list[list[float]] = [[], [], []]  # the same latencies, by where in the recording the utterance ended
     card_latency: list[float] = []
     utterances = transcribed = 0
     wer_errors = wer_words = 0
@@ -157,6 +158,7 @@ def analyse(counters: list[Counter]) -> dict[str, Any]:
                 )
             if u in finals:
                 transcript_latency.append(finals[u])
+                by_third[min(2, int(3 * end / end_of_stream))].append(finals[u])
         for received, message in counter.events:
             if message.get("comando") != "recomendar":
                 continue
@@ -181,6 +183,9 @@ def analyse(counters: list[Counter]) -> dict[str, Any]:
 
     return {
         "end_of_speech_to_transcript_s": stats(transcript_latency),
+        # A queue that keeps up has the same latency in each third; one past capacity, rising thirds.
+        "transcript_s_by_third": [stats(third) for third in by_third],
+        "drain_s": drain_s(counters),
         "end_of_speech_to_recomendar_s": stats(card_latency),
         "utterances": utterances,
         "transcribed_fraction": round(transcribed / utterances, 4) if utterances else None,
@@ -190,6 +195,20 @@ def analyse(counters: list[Counter]) -> dict[str, Any]:
         "failed_counters": sum(1 for c in counters if c.error),
         "errors": sorted({c.error for c in counters if c.error})[:5],
     }
+
+
+def drain_s(counters: list[Counter]) -> float | None:
+    """How long the server took to catch up once the load stopped: from the end of the last speech
+    any counter sent to the last transcript frame of any counter. With no backlog, that is one
+    segment's hang-over and decode; past capacity, the queue left over, so it compares throughput
+    under a backlog (batches or lone decodes) where a p95 alone cannot tell a slower queue from a
+    longer one."""
+    done = [c for c in counters if not c.error and c.started_at and c.conversation.spans]
+    last_frames = [t for c in done for t, m in c.events if m.get("comando") == "transcricao"]
+    if not done or not last_frames:
+        return None
+    last_speech = max(c.started_at + min(c.conversation.spans[-1][1], c.conversation.duration_s) for c in done)
+    return round(max(last_frames) - last_speech, 3)
 
 
 class Server:
@@ -700,6 +719,8 @@ def main() -> None:
                 t = level["end_of_speech_to_transcript_s"]
                 print(
                     f"N={n:>3}  transcript p50 {t['p50']} p95 {t['p95']} max {t['max']}  "
+                    f"p95 by third {[third['p95'] for third in level['transcript_s_by_third']]}  "
+                    f"drain {level['drain_s']} s  "
                     f"transcribed {level['transcribed_fraction']}  CPU-s/audio-s {level['server_cpu_s_per_audio_s']}  "
                     f"PSS {level['server_peak_pss_mb']} MB (RSS {level['server_peak_rss_mb']})  "
                     f"live WER {level['live_wer']}  "
