@@ -48,9 +48,10 @@ WHISPER_WINDOW_S = 30.0  # the window Whisper was trained on: 3000 mel frames of
 DECODES_TIMED = 32  # the lone decodes whose median says how long a decode takes (STT_BATCH_AFTER_MS auto)
 # STT_BATCH_AFTER_MS auto: how many measured lone decodes make "a decode" of the queue's lag, by the
 # kernels CTranslate2 runs its int8 products on. On oneDNN (AMD CPUs) a batch of four costs a fifth
-# less per segment, so batches start one decode behind; on Intel MKL a tenth less (the encoder run
+# less per segment, so batches start one decode behind; on Intel MKL 4-10% less (the encoder run
 # alone, item 18), and batches one decode behind lengthened the tail at and past the edge of
-# capacity, while far past it batches still drained the queue (docs/performance.md, items 17-18).
+# capacity, while far past it they drained the queue sooner on one VM and alike on another
+# (docs/performance.md, items 17-18 and the sixth Intel round).
 AFTER_DECODES_ON_ONEDNN = 1
 AFTER_DECODES_ON_MKL = 3
 
@@ -221,7 +222,7 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
     and runs them through Whisper as one batch: the encoder takes their windows one at a time (bound
     by arithmetic, it gains nothing from a batch, and on Intel MKL loses), then the decoder steps
     them together, reading its weights once per step for all of them. That costs a fifth less per
-    segment at four on the AMD EPYCs measured and a tenth less on the Intel Xeon, but every segment
+    segment at four on the AMD EPYCs measured and 4-10% less on the Intel Xeons, but every segment
     of a batch waits for the whole batch. So a worker batches only when the queue is behind, and by
     as much as it is: when the oldest waiting segment has waited k times `batch_after_s` (None:
     `batch_after_decodes` times as long as a lone decode takes, the median of the last ones), it
