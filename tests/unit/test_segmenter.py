@@ -193,6 +193,14 @@ def test_the_early_start_never_comes_before_the_offer():
     assert timing.start_ms == 350
 
 
+def test_a_scaled_timing_starts_that_many_medians_before_the_close():
+    timing = EarlyStartTiming(hang_over_ms=450, earliest_ms=150, scale=1.5)
+    timing.observe(0.1)
+    assert timing.start_ms == 300  # 450 - 1.5 x 100 ms
+    timing.observe(0.3)
+    assert timing.start_ms == 150  # the median (200 ms) x 1.5 leaves no time after the offer
+
+
 def test_no_early_offer_when_off_or_for_a_click_that_will_be_dropped():
     off = Segmenter(config=replace(EARLY, early_ms=0))
     assert feed(off, "." * 10 + "s" * 20 + "." * 20)[1] == []

@@ -529,7 +529,12 @@ def sized(pcm: np.ndarray) -> str:
     return f"{pcm.size} amostras"
 
 
-async def heard_with(early: bool | Callable[[], bool], pcm: np.ndarray, timing: EarlyStartTiming | None = None):
+async def heard_with(
+    early: bool | Callable[[], bool],
+    pcm: np.ndarray,
+    timing: EarlyStartTiming | None = None,
+    voice_timing: EarlyStartTiming | None = None,
+):
     transcriber = FakeTranscriber(sized)
     speakers = FakeSpeakerIdentifier(SpeakerMatch("c1", 0.9, (SpeakerScore("c1", "Maria", "cliente", 0.9, 0.95),)))
     session, repo, events, clock = make(
@@ -538,6 +543,7 @@ async def heard_with(early: bool | Callable[[], bool], pcm: np.ndarray, timing: 
         new_speaker_identifier=lambda: speakers,
         early_start=early if callable(early) else (lambda: True) if early else None,
         early_timing=timing,
+        voice_timing=voice_timing,
     )
     session.start()
     for offset in range(0, pcm.size, 480):  # 30 ms pieces, as they come: the offer at 150 ms of silence
@@ -578,6 +584,32 @@ async def test_speech_that_comes_back_drops_the_early_hearing_and_the_longer_seg
     assert first < second
     assert row.transcricao == f"{second} amostras"  # the dropped hearing's text went nowhere
     assert speakers.listened == [first, second] and speakers.calls == [(second, "B1")]
+
+
+async def test_a_timed_voice_is_not_worked_out_for_a_hearing_that_speech_breaks_first():
+    pcm = np.concatenate([silence(0.5), syllables(1.0), silence(0.3), syllables(1.0), silence(1.0)])
+    voice_timing = EarlyStartTiming(hang_over_ms=450, earliest_ms=150, scale=1.5)
+    voice_timing.observe(0.05)  # a voice takes 50 ms here: asked for at 375 ms of silence
+    session, repo, _events, transcriber, speakers = await heard_with(True, pcm, voice_timing=voice_timing)
+    (row,) = repo.rows
+    assert (session.early_started, session.early_used) == (2, 1)
+    first, second = (call.size for call in transcriber.calls)
+    # The hearing of the 300 ms pause was transcribed (and dropped), but its voice never computed.
+    assert first < second and speakers.listened == [second] and speakers.calls == [(second, "B1")]
+    assert row.transcricao == f"{second} amostras" and row.speaker is not None
+    assert row.ts_trans_req < row.ts_segment_closed  # the kept hearing still started early
+
+
+async def test_a_voice_not_due_when_the_segment_closes_is_worked_out_then():
+    # The stream ends 250 ms into the pause: the segment closes there, before the voice was due.
+    pcm = np.concatenate([silence(0.5), syllables(1.0), silence(0.25)])
+    voice_timing = EarlyStartTiming(hang_over_ms=450, earliest_ms=150)
+    voice_timing.observe(0.0)  # not before the last piece of the hang-over
+    session, repo, events, transcriber, speakers = await heard_with(True, pcm, voice_timing=voice_timing)
+    (row,) = repo.rows
+    assert session.early_started == session.early_used == 1
+    assert speakers.listened == [transcriber.calls[0].size] and row.speaker is not None
+    assert [e.text for e in events] == [row.transcricao]
 
 
 async def test_no_early_start_while_no_worker_is_free():

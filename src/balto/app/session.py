@@ -107,6 +107,10 @@ class PipelineDeps:
     early_start: Callable[[], bool] | None = None
     # When in the pause to start (EarlyStartTiming, shared by every counter); None: at the offer.
     early_timing: EarlyStartTiming | None = None
+    # When in the pause an early hearing asks for the speaker's voice: about when it would end by
+    # the close, measured like the hearing. The voice of a hearing that speech breaks first is never
+    # worked out. None: with the transcription, at the hearing's start.
+    voice_timing: EarlyStartTiming | None = None
 
 
 @dataclass
@@ -128,6 +132,7 @@ class _Early:
 
     key: tuple[float, float]
     task: asyncio.Task[_Heard]
+    voice_go: asyncio.Event | None = None  # set when the voice may be worked out (None: at once)
 
 
 @dataclass
@@ -305,6 +310,8 @@ class CounterSession:
             self._offer = offer
         elif not paused:
             self._offer = None  # speech came back, or the segment closed
+        if self._early is not None:
+            self._maybe_start_voice(self._early, segmenter.trailing_silence_ms, piece_ms)
         # An offer stays good while the pause lasts: it is tried again with each piece, so it starts
         # when the timing says (EarlyStartTiming), or when a worker comes free later in the hang-over.
         if self._offer is None or self._early is not None:
@@ -315,11 +322,24 @@ class CounterSession:
         if not ready():
             return
         offer, self._offer = self._offer, None
-        task = asyncio.create_task(self._hear(offer.pcm), name=f"early-{self.conexao_id}")
-        self._early = _Early((offer.start_s, offer.end_s), task)
+        voice_go = asyncio.Event() if self._speakers is not None and self._deps.voice_timing is not None else None
+        task = asyncio.create_task(self._hear(offer.pcm, voice_go), name=f"early-{self.conexao_id}")
+        self._early = _Early((offer.start_s, offer.end_s), task, voice_go)
         self.early_started += 1
         if timing is not None:
             task.add_done_callback(partial(self._timed, timing, self._deps.clock.now()))
+        self._maybe_start_voice(self._early, segmenter.trailing_silence_ms, piece_ms)
+
+    def _maybe_start_voice(self, early: _Early, silence_ms: float, piece_ms: float) -> None:
+        """Let an early hearing work out the speaker's voice once `voice_timing` says it is due: the
+        voice takes a fraction of a transcription, so it can wait until the pause has all but closed
+        the segment, and the voices of the hearings that speech breaks before then are never computed
+        (at 150 ms of silence a third to half of the hearings are thrown away; docs/performance.md)."""
+        timing = self._deps.voice_timing
+        if early.voice_go is None or early.voice_go.is_set() or timing is None:
+            return
+        if timing.due(silence_ms, piece_ms):
+            early.voice_go.set()
 
     def _timed(self, timing: EarlyStartTiming, started: float, task: asyncio.Task[_Heard]) -> None:
         """An early hearing's time, for when the next one starts: only a finished transcription (a
@@ -334,6 +354,8 @@ class CounterSession:
         if early is not None and early.key == (segment.start_s, segment.end_s):
             self._early = None
             self.early_used += 1
+            if early.voice_go is not None:
+                early.voice_go.set()  # the segment closed: its voice is wanted now, whatever the timing
             return early.task
         self._drop_early()
         return None
@@ -434,9 +456,10 @@ class CounterSession:
             interaction.checklist = self._checklist_snapshot(self._conversation)
         await self._store(interaction)
 
-    async def _hear(self, pcm: np.ndarray) -> _Heard:
-        """The speech gate, then the transcription beside the speaker's voice: everything the models
-        say about this audio. Failures are recorded in what comes back, never raised."""
+    async def _hear(self, pcm: np.ndarray, voice_go: asyncio.Event | None = None) -> _Heard:
+        """The speech gate, then the transcription beside the speaker's voice (once `voice_go` is set,
+        when given): everything the models say about this audio. Failures are recorded in what comes
+        back, never raised."""
         clock = self._deps.clock
         heard = _Heard(requested_at=clock.now())
         silent = await self._gate_says_silent(pcm)
@@ -448,7 +471,7 @@ class CounterSession:
         audio = await self._clean(pcm)
         listening: asyncio.Task[Voice | None] | None = None
         if self._speakers is not None:
-            listening = asyncio.create_task(self._listen(audio))
+            listening = asyncio.create_task(self._listen(audio, voice_go))
         try:
             await self._transcribe(audio, heard)
             heard.answered_at = clock.now()
@@ -486,13 +509,20 @@ class CounterSession:
             log.exception("audio cleaner failed on %s; using the raw segment", self.conexao_id)
             return pcm
 
-    async def _listen(self, pcm: np.ndarray) -> Voice | None:
+    async def _listen(self, pcm: np.ndarray, go: asyncio.Event | None = None) -> Voice | None:
         assert self._speakers is not None
+        if go is not None:
+            await go.wait()  # cancelled here when the hearing is dropped: nothing was computed
+        clock, timing = self._deps.clock, self._deps.voice_timing
+        started = clock.now()
         try:
-            return await self._speakers.listen(pcm)
+            voice = await self._speakers.listen(pcm)
         except Exception:
             log.exception("speaker identification failed on %s", self.conexao_id)
             return None
+        if timing is not None and voice is not None:
+            timing.observe(clock.now() - started)  # the speaker thread's queue included: what it takes now
+        return voice
 
     async def _identify(self, voice: Voice) -> SpeakerMatch | None:
         assert self._speakers is not None

@@ -213,6 +213,9 @@ class EarlyStartTiming:
     hang_over_ms: int
     earliest_ms: int
     window: int = 64
+    # How many medians before the close to start: above 1 for work whose lateness delays the frame
+    # while its early start costs little (the speaker's voice, `Session`), so that most of it is done.
+    scale: float = 1.0
 
     def __post_init__(self) -> None:
         self._hearings = RecentTimes(self.window)  # ms
@@ -220,7 +223,7 @@ class EarlyStartTiming:
 
     def observe(self, seconds: float) -> None:
         expected_ms = self._hearings.observe(seconds * 1000.0)
-        self.start_ms = max(float(self.earliest_ms), self.hang_over_ms - expected_ms)
+        self.start_ms = max(float(self.earliest_ms), self.hang_over_ms - expected_ms * self.scale)
 
     def due(self, silence_ms: float, piece_ms: float) -> bool:
         """Whether to start now, `silence_ms` into the pause, when pieces of `piece_ms` arrive: at the
