@@ -45,7 +45,7 @@ def test_exposition_has_every_family_and_histogram_buckets():
     assert samples["balto_process_open_fds"] > 0
 
 
-def test_the_early_start_gauge_reads_the_servers_timing_and_is_absent_without_one():
+def test_the_early_start_and_voice_gauges_read_the_servers_timings_and_are_absent_without_them():
     metrics = Metrics()
     assert "balto_early_start_silence_ms" not in metrics.render()
     timing = EarlyStartTiming(hang_over_ms=450, earliest_ms=150)
@@ -53,6 +53,11 @@ def test_the_early_start_gauge_reads_the_servers_timing_and_is_absent_without_on
     assert parse(metrics.render())["balto_early_start_silence_ms"] == 150
     timing.observe(0.2)
     assert parse(metrics.render())["balto_early_start_silence_ms"] == 250
+    assert "balto_voice_start_silence_ms" not in metrics.render()
+    voice = EarlyStartTiming(hang_over_ms=450, earliest_ms=150, scale=1.5)
+    metrics.voice_start_ms.read = lambda: voice.start_ms
+    voice.observe(0.1)
+    assert parse(metrics.render())["balto_voice_start_silence_ms"] == 300
 
 
 def test_the_decode_time_gauge_appears_once_local_whisper_has_timed_a_decode():

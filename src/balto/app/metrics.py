@@ -174,6 +174,12 @@ class Metrics:
             "Silence into a pause at which a segment is heard early now: the hang-over minus the median "
             "measured hearing, never before VAD_EARLY_START_MS.",
         )
+        # Read from the server's voice timing (the same setting); absent without one.
+        self.voice_start_ms = Gauge(
+            "balto_voice_start_silence_ms",
+            "Silence into a pause at which an early hearing works out the speaker's voice now: the "
+            "hang-over minus 1.5 times the median measured voice, never before VAD_EARLY_START_MS.",
+        )
         self.stt_decodes_stopped = Counter(
             "balto_stt_decodes_stopped_total",
             "Local Whisper decodes whose caller gave up while they ran (mostly dropped early starts), "
@@ -249,6 +255,7 @@ class Metrics:
             self.segments,
             self.early_starts,
             *([self.early_start_ms] if self.early_start_ms.read is not None else []),
+            *([self.voice_start_ms] if self.voice_start_ms.read is not None else []),
             self.stt_decodes_stopped,
             self.stt_batches,
             self.stt_batched_segments,

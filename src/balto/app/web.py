@@ -125,6 +125,9 @@ class CounterHub:
         timing = pipeline.early_timing
         if timing is not None:
             metrics.early_start_ms.read = lambda: timing.start_ms
+        voice = pipeline.voice_timing
+        if voice is not None:
+            metrics.voice_start_ms.read = lambda: voice.start_ms
         return cls(
             settings=settings,
             api_keys=api_keys,
