@@ -612,6 +612,19 @@ async def test_a_voice_not_due_when_the_segment_closes_is_worked_out_then():
     assert [e.text for e in events] == [row.transcricao]
 
 
+async def test_the_hearing_is_timed_to_its_transcript_not_to_a_voice_that_ends_later():
+    pcm = np.concatenate([silence(0.5), syllables(1.0), silence(0.3), syllables(1.0), silence(1.0)])
+    timing = EarlyStartTiming(hang_over_ms=450, earliest_ms=150)
+    timing.observe(0.05)  # hearings take 50 ms: start at 400 ms of silence
+    voice_timing = EarlyStartTiming(hang_over_ms=450, earliest_ms=150)
+    voice_timing.observe(0.0)  # the voice on the last piece before the close, after the transcript
+    session, repo, _events, _transcriber, speakers = await heard_with(True, pcm, timing, voice_timing)
+    (row,) = repo.rows
+    assert (session.early_started, session.early_used) == (1, 1) and row.speaker is not None
+    assert len(speakers.listened) == 1
+    assert timing.start_ms == 425  # the transcript took no time on the fake clock: median of 50 and 0 ms
+
+
 async def test_no_early_start_while_no_worker_is_free():
     pcm = np.concatenate([silence(0.5), syllables(1.0), silence(1.0)])
     session, repo, _events, transcriber, _ = await heard_with(lambda: False, pcm)

@@ -343,9 +343,14 @@ class CounterSession:
 
     def _timed(self, timing: EarlyStartTiming, started: float, task: asyncio.Task[_Heard]) -> None:
         """An early hearing's time, for when the next one starts: only a finished transcription (a
-        hearing dropped, or stopped by the speech gate, says nothing about how long one takes)."""
-        if not task.cancelled() and task.exception() is None and task.result().transcript is not None:
-            timing.observe(self._deps.clock.now() - started)
+        hearing dropped, or stopped by the speech gate, says nothing about how long one takes). Timed
+        to the transcript, not to the task's end: the voice, started near the close by `voice_timing`,
+        may end later, and counting it would move the next start earlier, and the voice's with it."""
+        if task.cancelled() or task.exception() is not None:
+            return
+        heard = task.result()
+        if heard.transcript is not None and heard.answered_at is not None:
+            timing.observe(heard.answered_at - started)
 
     def _claim_early(self, segment: SpeechSegment) -> asyncio.Task[_Heard] | None:
         """The early work on exactly this segment's audio, if any; other early work is dropped."""

@@ -214,7 +214,7 @@ class EarlyStartTiming:
     earliest_ms: int
     window: int = 64
     # How many medians before the close to start: above 1 for work whose lateness delays the frame
-    # while its early start costs little (the speaker's voice, `Session`), so that most of it is done.
+    # while its early start costs little (the speaker's voice, `CounterSession`), so that most of it is done.
     scale: float = 1.0
 
     def __post_init__(self) -> None:
