@@ -75,11 +75,14 @@ def test_one_measured_early_start_timing_unless_turned_off():
 
 
 def test_the_voice_is_timed_a_margin_before_the_close_when_the_early_start_is_timed():
-    timing = composition._voice_timing(Settings.from_env({"VAD_HANG_OVER_MS": "600", "VAD_EARLY_START_MS": "200"}))
+    timing = composition._early_timing(
+        Settings.from_env({"VAD_HANG_OVER_MS": "600", "VAD_EARLY_START_MS": "200"}),
+        composition.VOICE_MEDIANS_BEFORE_CLOSE,
+    )
     assert timing is not None and (timing.hang_over_ms, timing.earliest_ms) == (600, 200)
     assert timing.scale == composition.VOICE_MEDIANS_BEFORE_CLOSE > 1
-    assert composition._voice_timing(Settings.from_env({"VAD_EARLY_START_MEASURED": "false"})) is None
-    assert composition._voice_timing(Settings.from_env({"VAD_EARLY_START_MS": "0"})) is None
+    assert composition._early_timing(Settings.from_env({"VAD_EARLY_START_MEASURED": "false"}), 1.5) is None
+    assert composition._early_timing(Settings.from_env({"VAD_EARLY_START_MS": "0"}), 1.5) is None
 
 
 @pytest.mark.parametrize(

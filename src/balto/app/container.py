@@ -156,28 +156,19 @@ def _early_start(transcriber: Transcriber, settings: Settings) -> Callable[[], b
     return lambda: transcriber.idle_workers() > reserve
 
 
-def _early_timing(settings: Settings) -> EarlyStartTiming | None:
-    """One for the server: when in a pause every counter starts its early hearing."""
-    segmenter = settings.segmenter
-    if not segmenter.early_ms or not settings.early_start_measured:
-        return None
-    return EarlyStartTiming(hang_over_ms=segmenter.hang_over_ms, earliest_ms=segmenter.early_ms)
-
-
 # The voice is started this many of its measured medians before the close: a voice that ends after
 # the close holds the transcript frame back, and starting it sooner only costs the voices of the few
 # hearings that speech breaks in between (docs/performance.md, item 19).
 VOICE_MEDIANS_BEFORE_CLOSE = 1.5
 
 
-def _voice_timing(settings: Settings) -> EarlyStartTiming | None:
-    """One for the server: when in a pause an early hearing works out the speaker's voice."""
+def _early_timing(settings: Settings, scale: float = 1.0) -> EarlyStartTiming | None:
+    """One for the server: when in a pause every counter starts its early hearing (with `scale`
+    VOICE_MEDIANS_BEFORE_CLOSE, when an early hearing works out the speaker's voice)."""
     segmenter = settings.segmenter
     if not segmenter.early_ms or not settings.early_start_measured:
         return None
-    return EarlyStartTiming(
-        hang_over_ms=segmenter.hang_over_ms, earliest_ms=segmenter.early_ms, scale=VOICE_MEDIANS_BEFORE_CLOSE
-    )
+    return EarlyStartTiming(hang_over_ms=segmenter.hang_over_ms, earliest_ms=segmenter.early_ms, scale=scale)
 
 
 def _stt_executor(settings: Settings) -> Iterator[ThreadPoolExecutor]:
@@ -524,7 +515,7 @@ class Container(containers.DeclarativeContainer):
         language=settings.provided.stt_language,
         early_start=providers.Callable(_early_start, transcriber, settings),
         early_timing=providers.Callable(_early_timing, settings),
-        voice_timing=providers.Callable(_voice_timing, settings),
+        voice_timing=providers.Callable(_early_timing, settings, VOICE_MEDIANS_BEFORE_CLOSE),
     )
 
 
