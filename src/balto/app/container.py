@@ -49,7 +49,7 @@ from balto.app.routing import SmartRoutingTranscriber
 from balto.app.session import PipelineDeps
 from balto.app.settings import SPEAKER_EMBEDDERS, STT_PROVIDERS, LlmSettings, Settings
 from balto.app.speakers import Enrollment, IdentificationConfig, SpeakerIdentification
-from balto.app.threads import compute_executor
+from balto.app.threads import SPEAKER_NICE, compute_executor
 from balto.domain.routing import CircuitBreaker, RoutingPolicy
 from balto.domain.vad import EarlyStartTiming
 from balto.ports.inference import LocalWorkers, Transcriber
@@ -355,7 +355,7 @@ async def _silero_gate() -> AsyncIterator[Any]:
 
 def _speaker_executor() -> Iterator[ThreadPoolExecutor]:
     # One thread: an embedding takes tens of milliseconds, and the cores belong to Whisper.
-    executor = compute_executor(1, "speaker")
+    executor = compute_executor(1, "speaker", SPEAKER_NICE)
     try:
         yield executor
     finally:

@@ -14,12 +14,16 @@ from concurrent.futures import ThreadPoolExecutor
 log = logging.getLogger(__name__)
 
 COMPUTE_NICE = 5  # added to the process's nice value; lower priority only ever, so no privilege needed
+# The speaker thread (noise cleaning and the voice) one notch below Whisper's decodes: its work is a
+# sixth of a decode and usually done long before the transcript, so on two busy cores it waits for
+# Whisper rather than slowing a decode down.
+SPEAKER_NICE = 10
 
 
-def yield_to_the_loop() -> None:
-    """Lower the calling thread's scheduling priority (Linux, where priority is per thread), and give
-    the OS thread its Python name. Threads it creates inherit both: CTranslate2's decode threads are
-    started by the thread that loads the model."""
+def yield_to_the_loop(nice: int = COMPUTE_NICE) -> None:
+    """Lower the calling thread's scheduling priority by `nice` (Linux, where priority is per thread),
+    and give the OS thread its Python name. Threads it creates inherit both: CTranslate2's decode
+    threads are started by the thread that loads the model."""
     if sys.platform != "linux":
         return
     tid = threading.get_native_id()
@@ -29,11 +33,11 @@ def yield_to_the_loop() -> None:
     except OSError as exc:
         log.debug("could not name thread %s: %s", tid, exc)
     try:
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + COMPUTE_NICE))
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
     except OSError as exc:  # a sandbox that forbids it: the threads keep the loop's priority
         log.debug("could not lower thread %s's priority: %s", tid, exc)
 
 
-def compute_executor(workers: int, name: str) -> ThreadPoolExecutor:
-    """A pool whose threads yield to the event loop."""
-    return ThreadPoolExecutor(workers, thread_name_prefix=name, initializer=yield_to_the_loop)
+def compute_executor(workers: int, name: str, nice: int = COMPUTE_NICE) -> ThreadPoolExecutor:
+    """A pool whose threads yield to the event loop (`nice` notches below it)."""
+    return ThreadPoolExecutor(workers, thread_name_prefix=name, initializer=yield_to_the_loop, initargs=(nice,))
