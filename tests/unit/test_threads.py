@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from balto.app.threads import COMPUTE_NICE, compute_executor
+from balto.app.threads import COMPUTE_NICE, SPEAKER_NICE, compute_executor
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="per-thread priority is Linux's")
@@ -53,3 +53,21 @@ def test_a_compute_thread_and_the_threads_it_starts_carry_its_name_to_the_os():
         assert executor.submit(os_names).result() == ("speaker_0", "speaker_0")
     finally:
         executor.shutdown()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread priority is Linux's")
+def test_the_speaker_thread_runs_below_whispers_decodes():
+    loop_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    def my_nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    whisper, speaker = compute_executor(1, "whisper"), compute_executor(1, "speaker", SPEAKER_NICE)
+    try:
+        decode_nice, speaker_nice = whisper.submit(my_nice).result(), speaker.submit(my_nice).result()
+    finally:
+        whisper.shutdown()
+        speaker.shutdown()
+    assert decode_nice == min(19, loop_nice + COMPUTE_NICE)
+    assert speaker_nice == min(19, loop_nice + SPEAKER_NICE)
+    assert speaker_nice > decode_nice or speaker_nice == 19  # only a process already at 19 ties

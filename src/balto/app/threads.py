@@ -1,6 +1,7 @@
 """Threads that compute (Whisper's decodes, the speaker encoder, the speech gate) yield the CPU to
 the event loop: they run one notch of `nice` lower, so the loop thread, which only ever runs a few
-milliseconds at a time, gets a core as soon as a frame or a socket wants it. They also carry their
+milliseconds at a time, gets a core as soon as a frame or a socket wants it; the speaker thread runs
+one notch lower still, below Whisper's decodes (SPEAKER_NICE). They also carry their
 name to the operating system (`top -H`, `ps -T`, perf), where Python leaves every thread "python"."""
 
 from __future__ import annotations
