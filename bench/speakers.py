@@ -370,15 +370,16 @@ def per_length(decisions: Sequence[Decision]) -> list[dict[str, object]]:
     return out
 
 
-def load_embedder(name: str, model: str | None):
-    """The encoder the server would load for SPEAKER_EMBEDDER=name and SPEAKER_MODEL=model."""
+def load_embedder(name: str, model: str | None, partial_rate: float | None = None):
+    """The encoder the server would load for SPEAKER_EMBEDDER=name and SPEAKER_MODEL=model
+    (`partial_rate`: Resemblyzer's partial windows per second, to measure another overlap)."""
     if name == "speechbrain":
         from balto.adapters.speechbrain import DEFAULT_MODEL, load_speechbrain
 
         return load_speechbrain(model or DEFAULT_MODEL, Path.home() / ".cache" / "balto" / "models")
-    from balto.adapters.resemblyzer import load_resemblyzer
+    from balto.adapters.resemblyzer import PARTIAL_RATE, load_resemblyzer
 
-    return load_resemblyzer(Path(model) if model else None, threads=1)
+    return load_resemblyzer(Path(model) if model else None, threads=1, partial_rate=partial_rate or PARTIAL_RATE)
 
 
 def run(
@@ -389,12 +390,13 @@ def run(
     embedder_name: str = "resemblyzer",
     model: str | None = None,
     cleaner_padding: int = NOISEREDUCE_PADDING,
+    partial_rate: float | None = None,
 ) -> dict[str, object]:
     from balto.adapters.webrtc_vad import WebRtcSpeechDetector
     from balto.app.settings import SPEAKER_DEFAULTS
     from balto.app.speakers import Enrollment
 
-    embedder = load_embedder(embedder_name, model)
+    embedder = load_embedder(embedder_name, model, partial_rate)
     kind, voices = load_voices(source)
     enrollment = Enrollment(embedder, profiles=None, new_detector=lambda: WebRtcSpeechDetector(2))  # type: ignore[arg-type]
     enrolled = enroll_all(enrollment, voices)
@@ -418,6 +420,7 @@ def run(
         },
         "snr_db": snr_db,
         "cleaned": clean,
+        "partial_rate": getattr(embedder, "partial_rate", None),
         "cpu_ms_per_speech_s": round(cpu_ms_per_s, 1),
         "cpu_ms_per_segment": {
             f"{length:g} s": {"median": round(float(np.median(v)), 1), "p95": round(float(np.percentile(v, 95)), 1)}
@@ -530,10 +533,25 @@ def main() -> None:
         default=NOISEREDUCE_PADDING,
         help="zeros the cleaner pads each segment with, each side (default: the server's, %(default)s)",
     )
+    parser.add_argument(
+        "--partial-rate",
+        type=float,
+        default=None,
+        help="Resemblyzer's 1.6 s partial windows per second (the server's 1.3 by default; 0.625: no overlap)",
+    )
     parser.add_argument("--no-choose", action="store_true", help="only evaluate the default calibration")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
-    result = run(args.source, args.snr, not args.no_choose, args.clean, args.embedder, args.model, args.cleaner_padding)
+    result = run(
+        args.source,
+        args.snr,
+        not args.no_choose,
+        args.clean,
+        args.embedder,
+        args.model,
+        args.cleaner_padding,
+        args.partial_rate,
+    )
     print_report(result)
     if args.json:
         args.json.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n")

@@ -109,6 +109,20 @@ def test_resemblyzer_embedding_equals_its_own_pipeline(resemblyzer_embedder):
     assert np.allclose(resemblyzer_embedder.embed(pcm), theirs, atol=1e-4)
 
 
+def test_resemblyzer_partial_rate_is_resemblyzers_own(resemblyzer_embedder):
+    # bench.speakers --partial-rate measures other overlaps; each is embed_utterance's at that rate.
+    from resemblyzer import VoiceEncoder, preprocess_wav
+
+    from balto.adapters.resemblyzer import ResemblyzerEmbedder
+
+    pcm = voice("voz_g")[: 5 * 16_000]
+    sparse = ResemblyzerEmbedder(resemblyzer_embedder._encoder, resemblyzer_embedder._mel_basis, partial_rate=0.625)
+    wav = preprocess_wav(pcm.astype(np.float32) / 32768.0)
+    theirs = VoiceEncoder("cpu", verbose=False).embed_utterance(wav, rate=0.625)
+    assert sparse.partial_rate == 0.625 and resemblyzer_embedder.partial_rate == 1.3
+    assert np.allclose(sparse.embed(pcm), theirs, atol=1e-4)
+
+
 # -- SpeechBrain: the loading code, on a checkpoint directory written here --------------------------
 
 

@@ -33,8 +33,16 @@ class ResemblyzerEmbedder(SpeakerEmbedder):
     """Speech in, Resemblyzer's utterance embedding out: the unit mean of its 1.6 s partial embeddings,
     after the same volume normalisation and long-silence trimming resemblyzer's `preprocess_wav` does."""
 
-    def __init__(self, encoder: Any, mel_basis: np.ndarray, name: str = "resemblyzer", threads: int = 0) -> None:
+    def __init__(
+        self,
+        encoder: Any,
+        mel_basis: np.ndarray,
+        name: str = "resemblyzer",
+        threads: int = 0,
+        partial_rate: float = PARTIAL_RATE,
+    ) -> None:
         self._encoder = encoder
+        self._partial_rate = partial_rate
         self._threads = threads
         self._mel_basis = mel_basis.astype(np.float32)
         self._window = _hann(N_FFT)
@@ -47,6 +55,10 @@ class ResemblyzerEmbedder(SpeakerEmbedder):
     @property
     def dim(self) -> int:
         return 256
+
+    @property
+    def partial_rate(self) -> float:
+        return self._partial_rate
 
     def embed(self, pcm: np.ndarray) -> np.ndarray:
         import torch
@@ -64,7 +76,7 @@ class ResemblyzerEmbedder(SpeakerEmbedder):
         # nothing, embed what we were given rather than a few frames.
         if trimmed.size >= MIN_VOICED_SAMPLES:
             wav = trimmed
-        wav_slices, mel_slices = self._encoder.compute_partial_slices(wav.size, PARTIAL_RATE, MIN_COVERAGE)
+        wav_slices, mel_slices = self._encoder.compute_partial_slices(wav.size, self._partial_rate, MIN_COVERAGE)
         if wav_slices[-1].stop >= wav.size:
             wav = np.pad(wav, (0, wav_slices[-1].stop - wav.size))
         mel = self.mel_spectrogram(wav)
@@ -87,7 +99,9 @@ def _hann(n: int) -> np.ndarray:
     return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)).astype(np.float32)
 
 
-def load_resemblyzer(weights: Path | None = None, threads: int = 1) -> ResemblyzerEmbedder:
+def load_resemblyzer(
+    weights: Path | None = None, threads: int = 1, partial_rate: float = PARTIAL_RATE
+) -> ResemblyzerEmbedder:
     """Load the encoder (the wheel's weights, or a compatible `.pt`), once per process; slow (seconds)."""
     import warnings
 
@@ -108,7 +122,7 @@ def load_resemblyzer(weights: Path | None = None, threads: int = 1) -> Resemblyz
     encoder.eval()
     mel_basis = librosa.filters.mel(sr=RATE, n_fft=N_FFT, n_mels=N_MELS)
     name = "resemblyzer" if weights is None else f"resemblyzer:{weights.name}"
-    embedder = ResemblyzerEmbedder(encoder, mel_basis, name, threads)
+    embedder = ResemblyzerEmbedder(encoder, mel_basis, name, threads, partial_rate)
     # The first pass through the LSTM allocates and picks kernels; pay that here, not on a customer.
     rng = np.random.default_rng(0)
     embedder.embed((rng.standard_normal(RATE) * 3000).astype(np.int16))
