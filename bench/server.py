@@ -463,7 +463,8 @@ def slow_callbacks(log_text: str) -> dict[str, Any]:
         "count": len(found),
         "max_ms": round(found[0][0] * 1000, 1) if found else 0.0,
         "worst": [f"{s * 1000:.0f} ms: {what}" for s, what in found[:5]],
-        "watchdog_blocked": blocked[:10],
+        "watchdog_blocked_count": len(blocked),
+        "watchdog_blocked": blocked[:10],  # the first ten
         "woken_late": {"count": len(late), "max_ms": max(late, default=0)},
         "slow_gc_ms": [int(m.group(2)) for m in SLOW_GC.finditer(log_text)],
     }
