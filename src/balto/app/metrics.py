@@ -178,7 +178,8 @@ class Metrics:
         self.voice_start_ms = Gauge(
             "balto_voice_start_silence_ms",
             "Silence into a pause at which an early hearing works out the speaker's voice now: the "
-            "hang-over minus 1.5 times the median measured voice, never before VAD_EARLY_START_MS.",
+            "hang-over minus VOICE_MEDIANS_BEFORE_CLOSE times the median measured voice, never before "
+            "VAD_EARLY_START_MS.",
         )
         self.stt_decodes_stopped = Counter(
             "balto_stt_decodes_stopped_total",
