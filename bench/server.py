@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import re
 import signal
@@ -56,6 +57,11 @@ from bench.audio import RATE, Conversation, build_conversation, real_audio_dir
 from bench.frontend import TIMESLICE_S, encode_webm, run_stream, webm_pieces
 
 REPO = Path(__file__).resolve().parents[1]
+# A level reads the server's PSS this often (its RSS every second): on the Zen 5 VM of the second
+# Zen 5 round, reading it every second took 0.056 cores at 32 counters and slowed the server
+# (docs/performance.md). Its memory grows in steps that stay mapped (a batch's buffers); a level
+# ends with one more read.
+PSS_EVERY_S = 5.0
 TARGET_P95_S = 1.5
 
 
@@ -518,19 +524,24 @@ async def run_level(server: Server, counters: list[Counter], sample_pss: bool = 
     sampling_s = 0.0
     stop = asyncio.Event()
 
-    def sample_once() -> None:
+    def sample_once(with_pss: bool) -> None:
         nonlocal peak_rss, peak_pss, sampling_s
         began = time.perf_counter()
         peak_rss = max(peak_rss, server.usage()[1])
-        if sample_pss:
+        if with_pss:
             peak_pss = max(peak_pss, server.pss())
         sampling_s += time.perf_counter() - began
 
     async def sample() -> None:
         # Reading the server's and its children's memory maps takes tens of ms: off this loop, which
-        # times the counters' pieces and stamps the frames that come back.
+        # times the counters' pieces and stamps the frames that come back. RSS every second, PSS
+        # every PSS_EVERY_S: each PSS read walks every mapping and holds the server's mmap lock.
+        last_pss = -math.inf
         while not stop.is_set():
-            await asyncio.to_thread(sample_once)
+            with_pss = sample_pss and time.monotonic() - last_pss >= PSS_EVERY_S
+            if with_pss:
+                last_pss = time.monotonic()
+            await asyncio.to_thread(sample_once, with_pss)
             await asyncio.sleep(1.0)
 
     sampler = asyncio.create_task(sample())
@@ -543,6 +554,8 @@ async def run_level(server: Server, counters: list[Counter], sample_pss: bool = 
     stop.set()
     await sampler
     cpu_after, _ = server.usage()
+    if sample_pss:  # the level's last state too: what a batch's buffers added stays mapped
+        await asyncio.to_thread(sample_once, True)
     audio_s = sum(c.conversation.duration_s for c in counters if not c.error)
     result = analyse(counters)
     result["server_stages_ms"] = server_stages(server, sum(len(c.conversation.spans) for c in counters) * 2)
@@ -650,7 +663,8 @@ def main() -> None:
     parser.add_argument(
         "--no-pss",
         action="store_true",
-        help="no PSS sampling during a level (reading the server's memory maps, tens of ms, holds its mmap lock)",
+        help="no PSS sampling during a level (reading the server's memory maps, tens of ms, holds its mmap lock; "
+        "sampled every PSS_EVERY_S otherwise)",
     )
     parser.add_argument(
         "--wer-recordings", type=int, default=8, help="recordings transcribed offline for the baseline WER"
