@@ -664,7 +664,7 @@ def main() -> None:
         "--no-pss",
         action="store_true",
         help="no PSS sampling during a level (reading the server's memory maps, tens of ms, holds its mmap lock; "
-        "sampled every PSS_EVERY_S otherwise)",
+        f"read every {PSS_EVERY_S:g} s otherwise)",
     )
     parser.add_argument(
         "--wer-recordings", type=int, default=8, help="recordings transcribed offline for the baseline WER"
