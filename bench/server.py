@@ -538,9 +538,10 @@ async def run_level(server: Server, counters: list[Counter], sample_pss: bool = 
         # every PSS_EVERY_S: each PSS read walks every mapping and holds the server's mmap lock.
         last_pss = -math.inf
         while not stop.is_set():
-            with_pss = sample_pss and time.monotonic() - last_pss >= PSS_EVERY_S
+            now = time.monotonic()
+            with_pss = sample_pss and now - last_pss >= PSS_EVERY_S
             if with_pss:
-                last_pss = time.monotonic()
+                last_pss = now
             await asyncio.to_thread(sample_once, with_pss)
             await asyncio.sleep(1.0)
 
