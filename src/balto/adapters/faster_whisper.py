@@ -36,6 +36,8 @@ from balto.ports.inference import LocalWorkers, Transcriber, TranscriptionError
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
 
+    from balto.adapters.whisper_vocabulary import RestrictedWhisper
+
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
@@ -252,6 +254,7 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         batch_after_s: float | None = None,
         batch_after_decodes: float = 1.0,
         on_timed: Callable[[float], None] | None = None,
+        restricted: RestrictedWhisper | None = None,
     ) -> None:
         if not 5.0 <= window_s <= WHISPER_WINDOW_S:
             raise ValueError(f"the encoder window must be 5-30 s, got {window_s}")
@@ -295,6 +298,9 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         self._batch_after_decodes = batch_after_decodes
         self._decode_times = RecentTimes(DECODES_TIMED)  # wall-s of lone decodes
         self._on_timed = on_timed  # told each new median (the /metrics gauge)
+        # Whisper over its language's tokens only (STT_VOCABULARY): the segments of that language
+        # that `_decode_together` takes go through it; everything else through the whole model.
+        self._restricted = restricted
 
     @property
     def name(self) -> str:
@@ -534,6 +540,8 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         language = batch[0].language
         assert language is not None
         tokenizer, suppressed = self._tokenizer(language)
+        restricted = self._restricted if self._restricted and self._restricted.vocabulary.language == language else None
+        whisper = restricted.model if restricted else self._model.model
         content: list[int] = []
         encoded: list[Any] = []  # each segment's encoder output, or None for one its caller gave up on
         for request in batch:
@@ -547,7 +555,7 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
             # One window at a time: the encoder is bound by arithmetic, so a batch saves it nothing on
             # oneDNN and costs it more per segment on Intel MKL (docs/performance.md, item 18).
             features = np.ascontiguousarray(pad_or_trim(mel[:, : content[-1]], self._batch_frames)[None])
-            encoded.append(self._model.model.encode(ctranslate2.StorageView.from_array(features), to_cpu=False))
+            encoded.append(whisper.encode(ctranslate2.StorageView.from_array(features), to_cpu=False))
         wanted = [i for i, request in enumerate(batch) if not request.gave_up.is_set()]  # a give-up is for good
         if not wanted:
             raise _Abandoned
@@ -559,9 +567,12 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
             else ctranslate2.StorageView.from_array(np.concatenate([np.asarray(encoded[i]) for i in wanted]))
         )
         prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+        if restricted:
+            prompt = restricted.vocabulary.prompt(prompt)
+            suppressed = tuple(restricted.vocabulary.suppressed(suppressed))
         # One budget per call: the longest segment's (a loop is cut by the rules either way).
         budget = max(max_new_tokens(batch[i].pcm.size / 16_000) for i in wanted)
-        results = self._model.model.generate(
+        results = whisper.generate(
             together,
             [prompt] * len(wanted),
             beam_size=self._beam_size,
@@ -579,7 +590,7 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         out: list[tuple[str, str | None, float | None] | None] = [None] * len(batch)
         for i, result in zip(wanted, results, strict=True):
             tokens = result.sequences_ids[0]
-            text = tokenizer.decode(tokens)
+            text = tokenizer.decode(restricted.vocabulary.original(tokens) if restricted else tokens)
             segments = []
             if content[i] > 0 and text.strip():  # faster-whisper skips a window with no frames or no text
                 segments.append(

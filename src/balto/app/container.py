@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import os
@@ -24,6 +25,7 @@ from balto.adapters.faster_whisper import (
     WhisperTranscriber,
     default_after_decodes,
     load_whisper_model,
+    resolve_model_path,
 )
 from balto.adapters.ffmpeg import FfmpegDecoder, ffmpeg_exe
 from balto.adapters.journal import FileJournal
@@ -41,6 +43,12 @@ from balto.adapters.postgres import (
 )
 from balto.adapters.system import SystemClock
 from balto.adapters.webrtc_vad import WebRtcSpeechDetector
+from balto.adapters.whisper_vocabulary import (
+    RestrictedWhisper,
+    VocabularyError,
+    load_restricted_whisper,
+    shipped_list,
+)
 from balto.app.decoding import AutoDecoder
 from balto.app.durability import DurableInteractions
 from balto.app.metrics import Metrics
@@ -144,6 +152,41 @@ async def _whisper_model(settings: Settings) -> AsyncIterator[Any]:
     finally:
         loader.shutdown(wait=False)
     yield model
+
+
+async def _restricted_whisper(settings: Settings, model: Any) -> AsyncIterator[RestrictedWhisper | None]:
+    """Whisper over the language's tokens (STT_VOCABULARY=auto, a language whose list ships, the
+    default mode): its decoder's last product is over 24,542 tokens instead of 51,865. `model`, the
+    whole one, is asked for only so that it is assembled first; it stays for the segments this one
+    does not take (another language, longer than the window, packed)."""
+    language = settings.stt_language
+    if settings.stt_vocabulary == "full" or settings.stt_pack or shipped_list(language) is None:
+        yield None
+        return
+    assert language is not None
+    model_dir = Path(resolve_model_path(settings.stt_model, settings.model_cache_dir))
+    loader = compute_executor(1, "whisper")  # as the whole model: its threads yield to the loop
+    try:
+        restricted = await asyncio.get_running_loop().run_in_executor(
+            loader,
+            functools.partial(
+                load_restricted_whisper,
+                model_dir,
+                settings.model_cache_dir,
+                language,
+                settings.stt_compute_type,
+                settings.stt_cpu_threads,
+                settings.stt_workers,
+            ),
+        )
+    except (VocabularyError, OSError) as exc:  # a model of another vocabulary, a read-only cache
+        log.warning("STT_VOCABULARY=auto: Whisper keeps its whole vocabulary (%s)", exc)
+        restricted = None
+    finally:
+        loader.shutdown(wait=False)
+    if restricted is not None:
+        log.info("Whisper decodes %r over %d tokens (STT_VOCABULARY=auto)", language, restricted.vocabulary.size)
+    yield restricted
 
 
 def _early_start(transcriber: Transcriber, settings: Settings) -> Callable[[], bool] | None:
@@ -394,9 +437,11 @@ class Container(containers.DeclarativeContainer):
 
     whisper_model = providers.Resource(_whisper_model, settings=settings)
     stt_executor = providers.Resource(_stt_executor, settings=settings)
+    restricted_whisper = providers.Resource(_restricted_whisper, settings=settings, model=whisper_model)
     whisper_transcriber = providers.Singleton(
         WhisperTranscriber,
         model=whisper_model,
+        restricted=restricted_whisper,
         executor=stt_executor,
         language=settings.provided.stt_language,
         beam_size=settings.provided.stt_beam_size,

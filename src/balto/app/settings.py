@@ -203,6 +203,7 @@ class Settings:
     # Intel MKL, where a batch costs more (docs/performance.md, item 17); 0: batch whenever several wait.
     stt_batch_after_ms: float | None = None
     stt_window_s: float = 10.0  # encoder window of a segment decoded alone (docs/performance.md)
+    stt_vocabulary: str = "auto"  # auto: Whisper over the language's tokens where a list ships; full
     # silero | off: a speech model's second opinion on each VAD segment; segments with no speech are
     # stored (stt_provider "silero", stt_status "vazia") without being transcribed or identified.
     speech_gate: str = "silero"
@@ -291,6 +292,7 @@ class Settings:
             stt_batch=_int(env, "STT_BATCH", 4, 1),
             stt_batch_after_ms=_batch_after_ms(env),
             stt_window_s=_window_s(env),
+            stt_vocabulary=_vocabulary(env),
             speech_gate=gate,
             speech_gate_policy=gate_policy,
             slow_callback_ms=_float(env, "ASYNCIO_SLOW_CALLBACK_MS", 0.0),
@@ -314,6 +316,13 @@ def _window_s(env: Mapping[str, str]) -> float:
     value = _float(env, "STT_WINDOW_S", 10.0)
     if not 5.0 <= value <= 30.0:
         raise SettingsError(f"STT_WINDOW_S must be between 5 and 30 seconds (Whisper's window), got {value}")
+    return value
+
+
+def _vocabulary(env: Mapping[str, str]) -> str:
+    value = (_get(env, "STT_VOCABULARY") or "auto").lower()
+    if value not in ("auto", "full"):
+        raise SettingsError(f"STT_VOCABULARY must be auto or full, got {value!r}")
     return value
 
 
