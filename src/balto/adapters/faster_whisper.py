@@ -358,12 +358,20 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
     async def transcribe(self, pcm: np.ndarray, language: str | None = None) -> Transcript:
         if self._pack or self._batch > 1:
             return await self._enqueue(pcm, language or self._language)
+        language = language or self._language
         started = time.perf_counter()
         try:
-            segments, lang, evidence = await self._run(self._decode, pcm, language or self._language)
+            if self._restricted_for(language) is not None and self._fits(pcm):
+                # Over the language's tokens: the direct path, a batch of one.
+                request = _Request(pcm, language, asyncio.get_running_loop().create_future())
+                (result,) = await self._run(self._decode_together, [request], abandoned=request.gave_up)
+                assert result is not None  # a caller that gave up is cancelled, not answered
+                text, lang, confidence = result
+            else:
+                segments, lang, evidence = await self._run(self._decode, pcm, language)
+                text, confidence = self._keep_real_speech(segments, evidence)
         except Exception as exc:  # CTranslate2 raises plain RuntimeErrors; a shut-down pool too
             raise TranscriptionError(f"whisper failed: {exc}") from exc
-        text, confidence = self._keep_real_speech(segments, evidence)
         return Transcript(
             text=text,
             language=lang,
@@ -455,8 +463,15 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
 
     def _batchable(self, request: _Request) -> bool:
         """Whether `_decode_together` takes it (batching on, a known language, within the window)."""
-        fits = request.pcm.size <= self._batch_frames * 160  # 160 samples per 10 ms mel frame
-        return not self._pack and request.language is not None and fits
+        return not self._pack and request.language is not None and self._fits(request.pcm)
+
+    def _fits(self, pcm: np.ndarray) -> bool:
+        return pcm.size <= self._batch_frames * 160  # 160 samples per 10 ms mel frame
+
+    def _restricted_for(self, language: str | None) -> RestrictedWhisper | None:
+        """The copy over `language`'s tokens, where there is one (STT_VOCABULARY)."""
+        restricted = self._restricted
+        return restricted if restricted is not None and restricted.vocabulary.language == language else None
 
     @property
     def _batch_frames(self) -> int:
@@ -540,7 +555,7 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         language = batch[0].language
         assert language is not None
         tokenizer, suppressed = self._tokenizer(language)
-        restricted = self._restricted if self._restricted and self._restricted.vocabulary.language == language else None
+        restricted = self._restricted_for(language)
         whisper = restricted.model if restricted else self._model.model
         content: list[int] = []
         encoded: list[Any] = []  # each segment's encoder output, or None for one its caller gave up on
