@@ -92,9 +92,15 @@ def openai_stub_b(openai_server_b):
 
 
 @pytest.fixture(scope="session")
-def whisper_model(tmp_path_factory):
+def model_cache(tmp_path_factory):
+    """The test session's BALTO_MODEL_CACHE: where the packaged model is assembled."""
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def whisper_model(model_cache):
     """The packaged Whisper base, loaded once per test session."""
-    return load_whisper_model("base", tmp_path_factory.mktemp("models"), "int8", cpu_threads=2)
+    return load_whisper_model("base", model_cache, "int8", cpu_threads=2)
 
 
 @pytest.fixture(scope="session")

@@ -97,6 +97,25 @@ def test_local_whisper_batches_as_the_settings_say(env, expected):
     container = composition.build_container(Settings.from_env(env))
     model = SimpleNamespace(generate_with_fallback=lambda *args, **kwargs: None)  # no weights needed to wire it
     container.whisper_model.override(providers.Object(model))
+    container.restricted_whisper.override(providers.Object(None))
     container.stt_executor.override(providers.Object(None))
     whisper = container.whisper_transcriber()
     assert (whisper._batch, whisper._batch_after_s, whisper._batch_after_decodes) == expected
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"STT_VOCABULARY": "full"}, {"STT_LANGUAGE": "auto"}, {"STT_LANGUAGE": "es"}, {"STT_PACK": "true"}],
+)
+async def test_whisper_keeps_its_whole_vocabulary_where_no_list_applies(env):
+    # Decided before any model is read: none is needed (the path below does not exist).
+    settings = Settings.from_env({**env, "STT_MODEL": "/nao/existe"})
+    resource = composition._restricted_whisper(settings, model=None)
+    assert await anext(resource) is None
+
+
+async def test_a_model_it_cannot_restrict_keeps_the_whole_vocabulary(tmp_path, caplog):
+    (tmp_path / "vocabulary.json").write_text('["a", "b"]')  # not Whisper's multilingual vocabulary
+    settings = Settings.from_env({"STT_MODEL": str(tmp_path), "BALTO_MODEL_CACHE": str(tmp_path / "cache")})
+    assert await anext(composition._restricted_whisper(settings, model=None)) is None
+    assert "keeps its whole vocabulary" in caplog.text

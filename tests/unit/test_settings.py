@@ -126,6 +126,7 @@ def test_speechbrain_gets_its_own_calibration_defaults():
         {"SPEECH_GATE": "webrtc"},
         {"SPEECH_GATE_THRESHOLD": "1.5"},
         {"SPEECH_GATE_MIN_MS": "-1"},
+        {"STT_VOCABULARY": "pt"},
     ],
 )
 def test_bad_new_settings_fail_at_start_up_naming_the_variable(env):
@@ -346,3 +347,8 @@ def test_one_single_thread_decode_per_core_and_an_early_start_by_default(monkeyp
 def test_bad_early_start_values_fail_at_start_up_naming_the_variable(env):
     with pytest.raises(SettingsError, match=next(iter(env))):
         Settings.from_env(env)
+
+
+def test_whisper_decodes_over_the_languages_tokens_unless_told_otherwise():
+    assert Settings.from_env({}).stt_vocabulary == "auto"
+    assert Settings.from_env({"STT_VOCABULARY": "FULL"}).stt_vocabulary == "full"
