@@ -1,14 +1,15 @@
 """Does packing segments into one Whisper window keep the accuracy, and what does it save?
 
     .venv/bin/python -m bench.packing [--groups 1 2 4 6] [--seeds 1 2] [--snr 20] [--windows 30 20]
-        [--beams 5] [--threads 1] [--blas-threads 1|0]
+        [--beams 5] [--threads 1] [--blas-threads 1|0] [--vocabularies full pt]
 
 Cuts real counter-like conversations with the production VAD, then transcribes the segments with
 the production WhisperTranscriber, `k` at a time (as if k counters finished a sentence at once):
 k = 1 is one window per segment; k > 1 goes through the packing queue. Prints WER against the
 conversations' transcripts and CPU-seconds per segment. `--windows` also compares encoder windows
 shorter than Whisper's 30 s (STT_WINDOW_S), `--beams` beam sizes, `--threads` threads per decode
-(STT_CPU_THREADS) and `--blas-threads 0` numpy's BLAS left on every core (the server limits it to one).
+(STT_CPU_THREADS), `--blas-threads 0` numpy's BLAS left on every core (the server limits it to one) and
+`--vocabularies` Whisper's whole vocabulary against the decoder over Portuguese tokens (STT_VOCABULARY).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from balto.adapters.faster_whisper import WhisperTranscriber, load_whisper_model
+from balto.adapters.faster_whisper import WhisperTranscriber, load_whisper_model, resolve_model_path
+from balto.adapters.whisper_vocabulary import load_restricted_whisper
 from balto.app.container import single_thread_blas
 from balto.evaluation import word_errors
 from bench.audio import build_conversation
@@ -53,17 +55,39 @@ def main() -> None:
         choices=(0, 1),
         help="1: numpy's BLAS on one thread, as the server; 0: its default",
     )
+    parser.add_argument(
+        "--vocabularies",
+        nargs="+",
+        default=["full"],
+        choices=("full", "pt"),
+        help="full: Whisper's whole vocabulary; pt: the decoder over Portuguese tokens (STT_VOCABULARY=auto)",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if args.blas_threads == 1:
         single_thread_blas()  # as the server runs
-    model = load_whisper_model("base", Path.home() / ".cache" / "balto" / "models", "int8", args.threads)
+    cache = Path.home() / ".cache" / "balto" / "models"
+    model = load_whisper_model("base", cache, "int8", args.threads)
+    restricted = (
+        load_restricted_whisper(Path(resolve_model_path("base", cache)), cache, "pt", "int8", args.threads)
+        if "pt" in args.vocabularies
+        else None
+    )
     conversations = [build_conversation(seed=s, snr_db=args.snr) for s in args.seeds]
     cut = [[s.pcm for s in segment(c.pcm)] for c in conversations]
     rows = []
-    for beam, window_s, k in [(b, w, k) for b in args.beams for w in args.windows for k in args.groups]:
+    runs = [(b, w, k, v) for v in args.vocabularies for b in args.beams for w in args.windows for k in args.groups]
+    for beam, window_s, k, vocabulary in runs:
         executor = ThreadPoolExecutor(1)
-        transcriber = WhisperTranscriber(model, executor, language="pt", pack=k > 1, window_s=window_s, beam_size=beam)
+        transcriber = WhisperTranscriber(
+            model,
+            executor,
+            language="pt",
+            pack=k > 1,
+            window_s=window_s,
+            beam_size=beam,
+            restricted=restricted if vocabulary == "pt" else None,
+        )
         errors = words = segments = empty = 0
         started = cpu_s()
         for conversation, pcms in zip(conversations, cut, strict=True):
@@ -74,6 +98,7 @@ def main() -> None:
         spent = cpu_s() - started
         executor.shutdown()
         row = {
+            "vocabulary": vocabulary,
             "beam_size": beam,
             "window_s": window_s,
             "segments_per_window": k,

@@ -357,7 +357,7 @@ def transcription_breakdown(conversations: list[Conversation], settings: Setting
     """The transcription alone, and the offline floor and accuracy baseline.
 
     - per segment: the first conversation's VAD segments through the production WhisperTranscriber
-      with the server's own settings (threads per decode, encoder window, beam), one at a time, as
+      with the server's own settings (threads per decode, encoder window, beam, vocabulary), one at a time, as
       one counter alone gets them;
     - whole file: each conversation transcribed offline as one file with faster-whisper's defaults
       (language pt) on every core: its CPU cost is the floor the live server approaches, and its WER
@@ -366,16 +366,29 @@ def transcription_breakdown(conversations: list[Conversation], settings: Setting
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from balto.adapters.faster_whisper import WhisperTranscriber, load_whisper_model
+    from balto.adapters.faster_whisper import WhisperTranscriber, load_whisper_model, resolve_model_path
+    from balto.adapters.whisper_vocabulary import load_restricted_whisper
     from bench.cleaner import segment
 
     cache = Path.home() / ".cache" / "balto" / "models"
     model = load_whisper_model("base", cache, settings.stt_compute_type, settings.stt_cpu_threads)
+    restricted = (
+        load_restricted_whisper(
+            Path(resolve_model_path("base", cache)), cache, "pt", settings.stt_compute_type, settings.stt_cpu_threads
+        )
+        if settings.stt_vocabulary == "auto"
+        else None
+    )
     first = conversations[0]
     segments = segment(first.pcm)
     executor = ThreadPoolExecutor(1)
     transcriber = WhisperTranscriber(
-        model, executor, language="pt", beam_size=settings.stt_beam_size, window_s=settings.stt_window_s
+        model,
+        executor,
+        language="pt",
+        beam_size=settings.stt_beam_size,
+        window_s=settings.stt_window_s,
+        restricted=restricted,
     )
 
     async def each() -> None:
