@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from balto.adapters.faster_whisper import WhisperTranscriber, resolve_model_path
@@ -21,7 +22,7 @@ from balto.adapters.whisper_vocabulary import (
     shipped_list,
 )
 from balto.evaluation import wer
-from tests.support.audio import FIXTURES, counter_utterance, read_wav
+from tests.support.audio import FIXTURES, counter_utterance, read_wav, silence
 
 pytestmark = pytest.mark.slow
 
@@ -29,6 +30,15 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def restricted(whisper_model, model_cache):
     return load_restricted_whisper(Path(resolve_model_path("base", model_cache)), model_cache, "pt", "int8", 2, 1)
+
+
+@pytest.fixture(autouse=True)
+def whole_model_loaded_after(whisper_model):
+    """A transcriber with the copy lets the shared model's weights go; the session's other tests
+    find them loaded, as the transcribers that need them would load them again anyway."""
+    yield
+    if not whisper_model.model.model_is_loaded:
+        whisper_model.model.load_model()
 
 
 class Counting:
@@ -95,17 +105,36 @@ async def test_a_segment_is_heard_over_the_languages_tokens_alone_or_batched(whi
         assert [r.text for r in results] == heard
 
 
-async def test_a_segment_of_another_language_goes_through_the_whole_model(whisper_model, restricted):
+async def test_a_segment_of_another_language_goes_through_the_whole_model_loaded_again(whisper_model, restricted):
     counting = Counting(restricted.model)
     pcm, _ = counter_utterance(0)
     with ThreadPoolExecutor(1) as executor:
-        transcriber = WhisperTranscriber(
-            whisper_model,
-            executor,
-            language="pt",
-            window_s=10.0,
-            restricted=type(restricted)(restricted.vocabulary, counting),
-        )
+        over_pt = type(restricted)(restricted.vocabulary, counting)
+        transcriber = WhisperTranscriber(whisper_model, executor, language="pt", window_s=10.0, restricted=over_pt)
+        assert not whisper_model.model.model_is_loaded  # its weights let go: the copy takes Portuguese
         transcript = await transcriber.transcribe(pcm, language="es")
         await transcriber.aclose()
     assert counting.generated == 0 and transcript.language == "es"
+    assert whisper_model.model.model_is_loaded
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+async def test_a_segment_longer_than_the_window_goes_through_the_copy_in_a_window_of_its_own(
+    whisper_model, restricted, batch
+):
+    (first, said_first), (second, said_second) = counter_utterance(0), counter_utterance(1)
+    pcm = np.concatenate([first, silence(5.0), second])  # about 12 s: longer than the 10 s window
+    counting = Counting(restricted.model)
+    with ThreadPoolExecutor(1) as executor:
+        over_pt = type(restricted)(restricted.vocabulary, counting)
+        transcriber = WhisperTranscriber(
+            whisper_model, executor, language="pt", beam_size=5, window_s=10.0, batch=batch, restricted=over_pt
+        )
+        try:
+            transcript = await transcriber.transcribe(pcm)
+        finally:
+            await transcriber.aclose()
+    assert pcm.size > 10 * 16_000 and counting.generated == 1
+    assert not whisper_model.model.model_is_loaded  # the whole model was not needed
+    # Both sentences: the window took the whole segment, not its first 10 s.
+    assert wer(f"{said_first} {said_second}", transcript.text) <= 0.5, transcript.text

@@ -202,6 +202,17 @@ def _install_window_hook() -> None:
         fw.pad_or_trim = _pad_or_trim_to_window
 
 
+def _multilingual(model: WhisperModel) -> bool:
+    """Whether the whole model is multilingual. CTranslate2 answers only while its weights are loaded,
+    and a transcriber with a restricted copy lets them go, so the first answer is kept on the model."""
+    known: bool | None = getattr(model, "balto_multilingual", None)
+    if known is None:
+        whole = getattr(model, "model", None)
+        known = bool(whole.is_multilingual) if whole is not None else True
+        model.balto_multilingual = known  # type: ignore[attr-defined]
+    return known
+
+
 @dataclass
 class _Request:
     pcm: np.ndarray
@@ -298,9 +309,15 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         self._batch_after_decodes = batch_after_decodes
         self._decode_times = RecentTimes(DECODES_TIMED)  # wall-s of lone decodes
         self._on_timed = on_timed  # told each new median (the /metrics gauge)
-        # Whisper over its language's tokens only (STT_VOCABULARY): the segments of that language
-        # that `_decode_together` takes go through it; everything else through the whole model.
+        # Whisper over its language's tokens only (STT_VOCABULARY): every segment of that language
+        # of up to 30 s goes through it (`_over_restricted`). The whole model's weights are then
+        # needed only for another language or a longer segment: they are let go here (about 90 MB)
+        # and loaded again the first time one comes (`_whole_model`).
         self._restricted = restricted
+        self._whole_lock = threading.Lock()
+        self._multilingual = _multilingual(model)
+        if restricted is not None and not pack and getattr(model.model, "model_is_loaded", False):
+            model.model.unload_model()
 
     @property
     def name(self) -> str:
@@ -361,7 +378,7 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         language = language or self._language
         started = time.perf_counter()
         try:
-            if self._restricted_for(language) is not None and self._fits(pcm):
+            if self._over_restricted(pcm, language):
                 # Over the language's tokens: the direct path, a batch of one.
                 request = _Request(pcm, language, asyncio.get_running_loop().create_future())
                 (result,) = await self._run(self._decode_together, [request], abandoned=request.gave_up)
@@ -473,6 +490,21 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         restricted = self._restricted
         return restricted if restricted is not None and restricted.vocabulary.language == language else None
 
+    def _over_restricted(self, pcm: np.ndarray, language: str | None) -> bool:
+        """Whether the segment goes through the copy over its language's tokens: one window of up
+        to 30 s (a segment longer than the encoder window alone, with a window of its own length)."""
+        return not self._pack and self._restricted_for(language) is not None and pcm.size <= 3000 * 160
+
+    def _whole_model(self) -> Any:
+        """CTranslate2's Whisper over the whole vocabulary, its weights loaded again if let go."""
+        whole = self._model.model
+        if not getattr(whole, "model_is_loaded", True):
+            with self._whole_lock:
+                if not whole.model_is_loaded:
+                    log.info("loading Whisper's whole vocabulary again, for a segment the copy does not take")
+                    whole.load_model()
+        return whole
+
     @property
     def _batch_frames(self) -> int:
         return self._window_frames or 3000
@@ -529,10 +561,10 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
 
     def _decode_batch(self, batch: list[_Request]) -> Sequence[tuple[str, str | None, float | None] | None]:
         """In a worker thread: one window, for one segment or several packed ones; or a batch."""
-        if self._batchable(batch[0]):
+        if self._batchable(batch[0]) or (len(batch) == 1 and self._over_restricted(batch[0].pcm, batch[0].language)):
             started = time.perf_counter()
             results = self._decode_together(batch)
-            if len(batch) == 1:
+            if len(batch) == 1 and self._fits(batch[0].pcm):
                 self._timed(time.perf_counter() - started)
             return results
         if len(batch) == 1:
@@ -542,8 +574,10 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         return self._decode_packed(batch)
 
     def _decode_together(self, batch: list[_Request]) -> list[tuple[str, str | None, float | None] | None]:
-        """In a worker thread: the segments of `batch` (one language, each within the encoder window)
-        through Whisper's encoder one window at a time, then its beam-search decoder as one batch. What
+        """In a worker thread: the segments of `batch` (one language, each within the encoder window, or
+        one longer segment of up to 30 s alone, through the copy over its language's tokens, in a window
+        of its own length) through Whisper's encoder one window at a time, then its beam-search decoder
+        as one batch. What
         faster-whisper's `transcribe` does for one window with the options of `_decode_in_window`, so a
         segment gets the same words and the same signals for the hallucination rules either way (a
         contract test holds the two paths to it). A segment whose caller gave up before its window is
@@ -556,7 +590,7 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         assert language is not None
         tokenizer, suppressed = self._tokenizer(language)
         restricted = self._restricted_for(language)
-        whisper = restricted.model if restricted else self._model.model
+        whisper = restricted.model if restricted else self._whole_model()
         content: list[int] = []
         encoded: list[Any] = []  # each segment's encoder output, or None for one its caller gave up on
         for request in batch:
@@ -569,7 +603,9 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
             content.append(mel.shape[-1] - 1)
             # One window at a time: the encoder is bound by arithmetic, so a batch saves it nothing on
             # oneDNN and costs it more per segment on Intel MKL (docs/performance.md, item 18).
-            features = np.ascontiguousarray(pad_or_trim(mel[:, : content[-1]], self._batch_frames)[None])
+            # A segment longer than the window (alone, through the copy) gets a window of its length.
+            frames = max(self._batch_frames, min(content[-1], 3000))
+            features = np.ascontiguousarray(pad_or_trim(mel[:, : content[-1]], frames)[None])
             encoded.append(whisper.encode(ctranslate2.StorageView.from_array(features), to_cpu=False))
         wanted = [i for i, request in enumerate(batch) if not request.gave_up.is_set()]  # a give-up is for good
         if not wanted:
@@ -626,9 +662,7 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
             from faster_whisper.tokenizer import Tokenizer
             from faster_whisper.transcribe import get_suppressed_tokens
 
-            tokenizer = Tokenizer(
-                self._model.hf_tokenizer, self._model.model.is_multilingual, task="transcribe", language=language
-            )
+            tokenizer = Tokenizer(self._model.hf_tokenizer, self._multilingual, task="transcribe", language=language)
             suppressed = get_suppressed_tokens(tokenizer, [-1])  # type: ignore[arg-type]
             self._tokenizers[language] = (tokenizer, tuple(suppressed or ()))
         return self._tokenizers[language]
@@ -640,6 +674,7 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         offsets = pack_offsets(durations)
         gap = np.zeros(int(PACK_GAP_S * 16_000), dtype=np.int16)
         audio = np.concatenate([part for r in batch for part in (r.pcm, gap)])[: -gap.size]
+        self._whole_model()
         whisper_segments, info = self._model.transcribe(
             audio.astype(np.float32) / 32768.0,
             language=batch[0].language,
@@ -723,6 +758,7 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         self, pcm: np.ndarray, language: str | None
     ) -> tuple[list[DecodedSegment], str | None, AudioEvidence]:
         audio = pcm.astype(np.float32) / 32768.0
+        self._whole_model()
         segments, info = self._model.transcribe(
             audio,
             language=language,

@@ -157,8 +157,8 @@ async def _whisper_model(settings: Settings) -> AsyncIterator[Any]:
 async def _restricted_whisper(settings: Settings, model: Any) -> AsyncIterator[RestrictedWhisper | None]:
     """Whisper over the language's tokens (STT_VOCABULARY=auto, a language whose list ships, the
     default mode): its decoder's last product is over 24,542 tokens instead of 51,865. `model`, the
-    whole one, is asked for only so that it is assembled first; it stays for the segments this one
-    does not take (another language, longer than the window, packed)."""
+    whole one, is asked for only so that it is assembled first; the transcriber lets its weights go
+    and loads them again only for a segment this one does not take (another language, over 30 s)."""
     language = settings.stt_language
     if settings.stt_vocabulary == "full" or settings.stt_pack or shipped_list(language) is None:
         yield None
