@@ -103,15 +103,16 @@ def measure(args: argparse.Namespace) -> None:
         ],
     }
     models: dict[str, tuple] = {"whole vocabulary": (full.model, None)}
+    model_dir = _model_dir()
     with tempfile.TemporaryDirectory() as tmp:
         lists = {f"shipped list ({shipped_list('pt').name})": shipped_list("pt")}
         for words in args.words_lists:
             path = Path(tmp) / f"{words}.txt"
-            ids = token_list(_model_dir() / "tokenizer.json", _model_dir() / "vocabulary.json", "pt", words)
+            ids = token_list(model_dir / "tokenizer.json", model_dir / "vocabulary.json", "pt", words)
             path.write_text("\n".join(map(str, ids)))
             lists[f"{words} words"] = path
         for name, path in lists.items():
-            restricted = load_restricted_whisper(_model_dir(), Path(tmp), "pt", "int8", 1, 1, list_file=path)
+            restricted = load_restricted_whisper(model_dir, Path(tmp), "pt", "int8", 1, 1, list_file=path)
             models[f"{name}, {restricted.vocabulary.size} tokens"] = (restricted.model, restricted.vocabulary)
         for set_name, features in sets.items():
             texts: dict[str, list[str]] = {}

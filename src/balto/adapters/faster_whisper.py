@@ -306,6 +306,7 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
         self._workers = max(1, workers)
         self._busy_dispatchers = 0  # dispatchers with a batch on a worker
         self._tokenizers: dict[str, tuple[Any, tuple[int, ...]]] = {}
+        self._prompts: dict[tuple[str, bool], tuple[list[int], tuple[int, ...]]] = {}
         self._busy = 0  # decodes handed to the executor and not finished (or cancelled) yet
         self._busy_lock = threading.Lock()
         self._pending: list[_Request] = []
@@ -604,7 +605,7 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
 
         language = batch[0].language
         assert language is not None
-        tokenizer, suppressed = self._tokenizer(language)
+        tokenizer, _ = self._tokenizer(language)
         restricted = self._restricted_for(language)
         whisper = restricted.model if restricted else self._whole_model()
         content: list[int] = []
@@ -633,10 +634,7 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
             if len(wanted) == 1
             else ctranslate2.StorageView.from_array(np.concatenate([np.asarray(encoded[i]) for i in wanted]))
         )
-        prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
-        if restricted:
-            prompt = restricted.vocabulary.prompt(prompt)
-            suppressed = tuple(restricted.vocabulary.suppressed(suppressed))
+        prompt, suppressed = self._prompt(language, restricted is not None)
         # One budget per call: the longest segment's (a loop is cut by the rules either way).
         budget = max(max_new_tokens(batch[i].pcm.size / 16_000) for i in wanted)
         results = whisper.generate(
@@ -682,6 +680,20 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
             suppressed = get_suppressed_tokens(tokenizer, [-1])  # type: ignore[arg-type]
             self._tokenizers[language] = (tokenizer, tuple(suppressed or ()))
         return self._tokenizers[language]
+
+    def _prompt(self, language: str, restricted: bool) -> tuple[list[int], tuple[int, ...]]:
+        """The decoder's prompt and suppressed tokens for `language`, in the ids of the model that
+        decodes it (the copy's, mapped once per language, when `restricted`)."""
+        key = (language, restricted)
+        if key not in self._prompts:
+            tokenizer, suppressed = self._tokenizer(language)
+            prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+            if restricted:
+                assert self._restricted is not None
+                prompt = self._restricted.vocabulary.prompt(prompt)
+                suppressed = tuple(self._restricted.vocabulary.suppressed(suppressed))
+            self._prompts[key] = (prompt, suppressed)
+        return self._prompts[key]
 
     def _decode_packed(self, batch: list[_Request]) -> list[tuple[str, str | None, float | None]]:
         # Packed segments keep Whisper's full window: with a short one, words were lost at the joins

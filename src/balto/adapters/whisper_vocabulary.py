@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from balto.adapters.faster_whisper import MODEL_FILES
+
 log = logging.getLogger(__name__)
 
 MULTILINGUAL_VOCABULARY = 51_865  # Whisper's multilingual models up to large-v2
@@ -44,7 +46,6 @@ ROW_VARIABLES = (
 )
 # CTranslate2's DataType ids (model.bin, binary version 6) and their item sizes.
 ITEM_SIZES = {0: 4, 1: 1, 2: 2, 3: 4, 4: 2, 5: 2}
-MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
 
 
 class VocabularyError(ValueError):
