@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from balto.adapters.whisper_vocabulary import FIRST_SPECIAL, LISTS, load_restricted_whisper, shipped_list
+from balto.evaluation import real_audio_dir
 from bench.machine import cpu_s
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,8 +101,11 @@ def measure(args: argparse.Namespace) -> None:
         "read utterances (30 s window)": [
             _features(full, (soundfile.read(f, dtype="int16")[0]), 3000)
             for f in sorted(Path(args.audio, "pt_speakers").glob("*/*.wav"))
-        ],
+        ]
+        if args.audio
+        else [],
     }
+    sets = {name: features for name, features in sets.items() if features}  # no shared audio, no read utterances
     models: dict[str, tuple] = {"whole vocabulary": (full.model, None)}
     model_dir = _model_dir()
     with tempfile.TemporaryDirectory() as tmp:
@@ -161,7 +165,11 @@ def main() -> None:
     b.add_argument("--language", default="pt", choices=sorted(LISTS))
     m = commands.add_parser("measure")
     m.add_argument("--words-lists", type=int, nargs="*", default=[20_000, 100_000])
-    m.add_argument("--audio", default=str(ROOT.parent / "shared" / "audio"))
+    m.add_argument(
+        "--audio",
+        default=real_audio_dir(),
+        help="the shared audio (default: BALTO_REAL_AUDIO_DIR, else ../shared/audio)",
+    )
     args = parser.parse_args()
     build(args) if args.command == "build" else measure(args)
 
