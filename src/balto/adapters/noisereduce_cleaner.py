@@ -62,7 +62,7 @@ def _nonstationary_gate(audio: np.ndarray, rate: int, prop_decrease: float, padd
     """`noisereduce.reduce_noise(y=audio, sr=rate, stationary=False, prop_decrease=..., padding=...)`,
     the same arithmetic on the frames that touch the audio only.
 
-    noisereduce transforms the audio with `padding` zeros on each side, so two thirds of a 3.6 s
+    noisereduce transforms the audio with `padding` zeros on each side, so about half of a 3.6 s
     segment's STFT frames are frames of zeros, and so are their spectra. Here only the frames that
     overlap the audio are transformed, masked and inverted; the noise estimate, an IIR filter run
     forwards and backwards along time, still runs over every frame, zeros included, so the zeros
