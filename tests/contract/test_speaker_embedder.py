@@ -109,6 +109,37 @@ def test_resemblyzer_embedding_equals_its_own_pipeline(resemblyzer_embedder):
     assert np.allclose(resemblyzer_embedder.embed(pcm), theirs, atol=1e-4)
 
 
+SPEECH_LENGTHS = (160, 479, 480, 481, 16_000, 57_600, 100_000)  # samples: under, at and over one 30 ms window
+NOISE_LEVELS = (0.01, 0.5, 2.0)  # 2.0 goes past int16, which both wrap the same way
+
+
+def _trim_case(name: str) -> np.ndarray:
+    kind, _, value = name.partition("-")
+    if kind == "speech":
+        return voice("voz_g")[: int(value)].astype(np.float32) / 32768.0
+    if kind == "noise":
+        return (np.random.default_rng(1).standard_normal(48_000) * float(value)).astype(np.float32)
+    islands = np.zeros(64_000, np.float32)  # a voice between long silences, which are cut
+    islands[20_000:30_000] = voice("voz_d")[:10_000] / 32768.0
+    return islands
+
+
+@pytest.mark.parametrize(
+    "name", [*(f"speech-{n}" for n in SPEECH_LENGTHS), *(f"noise-{level}" for level in NOISE_LEVELS), "islands"]
+)
+def test_resemblyzer_silence_trimming_equals_its_own(name):
+    # Balto's trim_long_silences packs the samples with numpy instead of struct; the same samples out.
+    from resemblyzer.audio import trim_long_silences as theirs
+
+    from balto.adapters.resemblyzer import trim_long_silences
+
+    wav = _trim_case(name)
+    ours = trim_long_silences(wav)
+    assert ours.dtype == wav.dtype and np.array_equal(ours, theirs(wav))
+    if name == "islands":
+        assert 0 < ours.size < wav.size  # the long silences were cut, the voice kept
+
+
 def test_resemblyzer_partial_rate_is_resemblyzers_own(resemblyzer_embedder):
     # bench.speakers --partial-rate measures other overlaps; each is embed_utterance's at that rate.
     from resemblyzer import VoiceEncoder, preprocess_wav
