@@ -46,3 +46,15 @@ def test_other_settings_go_to_noisereduce(cleaner):
 def test_a_buffer_shorter_than_one_window_is_left_as_it_is():
     pcm = _noisy(2000, seed=4)
     assert NoiseReduceCleaner().clean(pcm) is pcm
+
+
+@pytest.mark.parametrize("frames", [1, 2, 3, 4, 5, 230])
+def test_the_inverse_transform_is_scipys_to_the_bit(frames):
+    from scipy.signal import istft
+
+    from balto.adapters.noisereduce_cleaner import HOP, N_FFT, _istft
+
+    rng = np.random.default_rng(frames)
+    spectrum = rng.standard_normal((N_FFT // 2 + 1, frames)) + 1j * rng.standard_normal((N_FFT // 2 + 1, frames))
+    _, theirs = istft(spectrum, nfft=N_FFT, noverlap=N_FFT - HOP, nperseg=N_FFT)
+    assert np.array_equal(_istft(spectrum), theirs)

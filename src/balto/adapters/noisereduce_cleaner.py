@@ -68,7 +68,7 @@ def _nonstationary_gate(audio: np.ndarray, rate: int, prop_decrease: float, padd
     forwards and backwards along time, still runs over every frame, zeros included, so the zeros
     weigh in it exactly as in noisereduce. A test holds the output equal to noisereduce's.
     """
-    from scipy.signal import fftconvolve, filtfilt, istft, stft
+    from scipy.signal import fftconvolve, filtfilt, stft
 
     n = audio.size
     frames = (n + 2 * padding) // HOP + 1  # scipy's stft pads N_FFT // 2 zeros on each side
@@ -94,9 +94,37 @@ def _nonstationary_gate(audio: np.ndarray, rate: int, prop_decrease: float, padd
     mask = fftconvolve(mask, kernel, mode="same")[:, first - lo : stop - lo]
     mask = mask * prop_decrease + (1.0 - prop_decrease)
 
-    _, denoised = istft(spectrum * mask, nfft=N_FFT, noverlap=noverlap, nperseg=N_FFT)
+    denoised = _istft(spectrum * mask)
     # denoised[i] is the padded signal's sample offset + N_FFT // 2 + i
     return denoised[start - offset - N_FFT // 2 : end - offset - N_FFT // 2].astype(audio.dtype)
+
+
+def _istft(spectrum: np.ndarray) -> np.ndarray:
+    """`scipy.signal.istft(spectrum, nfft=N_FFT, noverlap=N_FFT - HOP, nperseg=N_FFT)[1]`, with its
+    overlap-add done in four strided additions instead of scipy's Python loop over the frames (1.5-3 ms
+    of a 3.6 s segment's 15-27 on Zen 3). scipy adds the frames into the output in frame order, and so
+    does this: an output block of HOP samples gets frame i - 3's last block first, then frame i - 2's
+    third, and so on, each added to the sum before it. The same additions in the same order give the
+    same bits (the contract test holds the cleaner's output equal to noisereduce's).
+    """
+    from scipy import fft
+    from scipy.signal import get_window
+
+    window = get_window("hann", N_FFT)
+    frames = fft.irfft(spectrum, axis=-2, n=N_FFT)[..., :N_FFT, :]
+    frames *= window.sum()
+    count, blocks = frames.shape[-1], N_FFT // HOP
+    windowed = (frames.T * window).reshape(count, blocks, HOP)
+    squares = (window**2).reshape(blocks, HOP)
+    out = np.zeros((count + blocks - 1, HOP))
+    norm = np.zeros_like(out)
+    for k in reversed(range(blocks)):  # frame i's block k lands in output block i + k
+        out[k : k + count] += windowed[:, k]
+        norm[k : k + count] += squares[k]
+    x = out.reshape(-1)[N_FFT // 2 : -(N_FFT // 2)]
+    scale = norm.reshape(-1)[N_FFT // 2 : -(N_FFT // 2)]
+    x /= np.where(scale > 1e-10, scale, 1.0)
+    return x
 
 
 def _smoothing_filter(n_grad_freq: int, n_grad_time: int) -> np.ndarray:
