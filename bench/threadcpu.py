@@ -7,7 +7,9 @@ from /proc, again `--window` seconds later, and prints the cores each took, by t
 gives its threads (`src/balto/app/threads.py`: `whisper_0` is CTranslate2's decode threads, started by
 the thread that loaded the model; `speaker_0`, `speech-gate_0`; `python` the event loop and the rest),
 with the server's ffmpeg children, the load generator (`bench.server`) and PostgreSQL summed apart.
-Linux only; it reads /proc and nothing else, so it costs the machine nothing it measures.
+Beside each, the minor page faults it took a second (pages the kernel had to map, and zero, for it):
+a thread that frees its buffers back to the kernel and maps them again for the next segment shows
+hundreds. Linux only; it reads /proc and nothing else, so it costs the machine nothing it measures.
 """
 
 from __future__ import annotations
@@ -52,8 +54,9 @@ def part_of(pid: int, line: str, server: int) -> str | None:
     return None
 
 
-def thread_times(server: int) -> dict[tuple[int, int], tuple[str, float]]:
-    """(pid, tid) -> (label, CPU seconds so far) for the server's threads and the other parts."""
+def thread_times(server: int) -> dict[tuple[int, int], tuple[str, float, int]]:
+    """(pid, tid) -> (label, CPU seconds so far, minor faults so far) for the server's threads and
+    the other parts."""
     times = {}
     for pid, line in command_lines().items():
         part = part_of(pid, line, server)
@@ -71,7 +74,8 @@ def thread_times(server: int) -> dict[tuple[int, int], tuple[str, float]]:
             name = stat[stat.index("(") + 1 : stat.rindex(")")]
             fields = stat[stat.rindex(")") + 2 :].split()
             label = f"server: {name}" if part == "server" else part
-            times[(pid, tid)] = (label, (int(fields[11]) + int(fields[12])) / TICKS)  # utime + stime
+            # minflt, then utime + stime
+            times[(pid, tid)] = (label, (int(fields[11]) + int(fields[12])) / TICKS, int(fields[7]))
     return times
 
 
@@ -87,13 +91,16 @@ def main() -> None:
     time.sleep(args.window)
     after, elapsed = thread_times(server), time.monotonic() - started
     cores: Counter[str] = Counter()
-    for key, (label, spent) in after.items():
-        cores[label] += (spent - before.get(key, (label, 0.0))[1]) / elapsed  # a thread born inside: all of it
-    print(f"cores over {elapsed:.0f} s, server pid {server}")
+    faults: Counter[str] = Counter()
+    for key, (label, spent, faulted) in after.items():
+        _, spent_before, faulted_before = before.get(key, (label, 0.0, 0))  # a thread born inside: all of it
+        cores[label] += (spent - spent_before) / elapsed
+        faults[label] += (faulted - faulted_before) / elapsed
+    print(f"cores over {elapsed:.0f} s, server pid {server} (and minor page faults a second)")
     for label, value in cores.most_common():
         if value >= 0.001:
-            print(f"  {label:32s} {value:.3f}")
-    print(f"  {'all of it':32s} {sum(cores.values()):.3f}")
+            print(f"  {label:32s} {value:.3f}  {faults[label]:8.1f}")
+    print(f"  {'all of it':32s} {sum(cores.values()):.3f}  {sum(faults.values()):8.1f}")
 
 
 if __name__ == "__main__":
