@@ -101,11 +101,12 @@ def _nonstationary_gate(audio: np.ndarray, rate: int, prop_decrease: float, padd
 
 def _istft(spectrum: np.ndarray) -> np.ndarray:
     """`scipy.signal.istft(spectrum, nfft=N_FFT, noverlap=N_FFT - HOP, nperseg=N_FFT)[1]`, with its
-    overlap-add done in four strided additions instead of scipy's Python loop over the frames (1.5-3 ms
-    of a 3.6 s segment's 15-27 on Zen 3). scipy adds the frames into the output in frame order, and so
-    does this: an output block of HOP samples gets frame i - 3's last block first, then frame i - 2's
-    third, and so on, each added to the sum before it. The same additions in the same order give the
-    same bits (the contract test holds the cleaner's output equal to noisereduce's).
+    overlap-add done in four strided additions instead of scipy's Python loop over the frames (0.5-2.5
+    ms of a 3.6 s segment's 12-30 on Zen 3: docs/performance.md, item 24). scipy adds the frames into
+    the output in frame order, and so does this: an output block of HOP samples gets frame i - 3's
+    last block first, then frame i - 2's third, and so on, each added to the sum before it. The same
+    additions in the same order give the same bits (the contract test holds the cleaner's output
+    equal to noisereduce's).
     """
     from scipy import fft
     from scipy.signal import get_window
