@@ -112,7 +112,7 @@ def trim_long_silences(wav: np.ndarray) -> np.ndarray:
     vad = webrtcvad.Vad(3)
     step = 2 * window  # bytes
     voiced = np.array([vad.is_speech(pcm[at : at + step], sampling_rate) for at in range(0, len(pcm), step)], float)
-    # A centred moving average of `width` windows (zeros beyond the ends), rounded: at least half voiced.
+    # A centred moving average of `width` windows (zeros beyond the ends), rounded: more than half voiced.
     width = vad_moving_average_width
     padded = np.concatenate((np.zeros((width - 1) // 2), voiced, np.zeros(width // 2)))
     sums = np.cumsum(padded)
