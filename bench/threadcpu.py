@@ -74,7 +74,7 @@ def thread_times(server: int) -> dict[tuple[int, int], tuple[str, float, int]]:
             name = stat[stat.index("(") + 1 : stat.rindex(")")]
             fields = stat[stat.rindex(")") + 2 :].split()
             label = f"server: {name}" if part == "server" else part
-            # minflt, then utime + stime
+            # utime + stime, then minflt
             times[(pid, tid)] = (label, (int(fields[11]) + int(fields[12])) / TICKS, int(fields[7]))
     return times
 

@@ -116,7 +116,7 @@ def trim_long_silences(wav: np.ndarray) -> np.ndarray:
     width = vad_moving_average_width
     padded = np.concatenate((np.zeros((width - 1) // 2), voiced, np.zeros(width // 2)))
     sums = np.cumsum(padded)
-    sums[width:] -= sums[:-width].copy()
+    sums[width:] -= sums[:-width]  # numpy buffers overlapping operands
     mask = np.round(sums[width - 1 :] / width).astype(bool)
     mask = binary_dilation(mask, np.ones(vad_max_silence_length + 1))
     return wav[np.repeat(mask, window)]
