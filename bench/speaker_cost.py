@@ -11,8 +11,9 @@ segment for each step, the median of `--rounds` rounds over all the sentences.
 The page faults say which regime a run was in. noisereduce's buffers are ~2 MB each, and whether
 glibc hands them back to the kernel after each call (and the next call faults them in again, a
 kernel-zeroed page at a time) depends on the history of that thread's heap: the same cleaning
-measured 13 ms and 1 fault per segment in one worker thread and 25-30 ms and 4,600 faults in
-another (docs/performance.md, "Tried before, and not kept": glibc's heaps kept). In the server the
+measured 11.6-16.3 ms with 1 to 2,062 faults per segment from one run to the next here, and 21.5-22.4
+ms with ~1,800 in the main thread against 13.7-14.5 with none once glibc keeps its heaps
+(docs/performance.md, "Tried before, and not kept": glibc's heaps kept). In the server the
 speaker thread settles with next to no faults (1.5 a second at 12 counters, `bench.threadcpu`), so
 a run here with thousands times a cost the server does not pay. To compare two checkouts, run it
 from each in turn, interleaved, more than once, and compare runs whose faults agree.
