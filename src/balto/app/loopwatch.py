@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import traceback
+from types import CodeType
 
 log = logging.getLogger("balto.loopwatch")
 
@@ -33,10 +34,12 @@ class LoopWatchdog:
         self._loop_thread = threading.get_ident()
         self._stop = threading.Event()
         self._handle: asyncio.TimerHandle | None = None
+        self._entry: CodeType | None = None  # where a loop written in C waits, as Python sees it
         self._thread = threading.Thread(target=self._watch, name="balto-loopwatch", daemon=True)
 
     def start(self) -> None:
         self._tick()
+        self._loop.call_soon(self._find_entry)
         self._thread.start()
         gc.callbacks.append(self._gc)
 
@@ -46,6 +49,8 @@ class LoopWatchdog:
             self._handle.cancel()
         if self._gc in gc.callbacks:
             gc.callbacks.remove(self._gc)
+        if self._thread.is_alive():
+            self._thread.join(1.0)  # its check under way ends first: nothing is logged after stop()
 
     def _gc(self, phase: str, info: dict[str, int]) -> None:
         # A collection stops every thread that wants the GIL, the loop's included.
@@ -62,6 +67,14 @@ class LoopWatchdog:
                 len(gc.get_objects(info["generation"])),
             )
 
+    def _find_entry(self) -> None:
+        # asyncio's loop waits in selectors' Python code (_WAITING); uvloop's waits in C, so while it
+        # waits the loop thread's innermost Python frame is the one that started the loop, the frame
+        # under any callback it runs.
+        if not isinstance(self._loop, asyncio.BaseEventLoop):
+            caller = sys._getframe().f_back
+            self._entry = caller.f_code if caller is not None else None
+
     def _tick(self) -> None:
         self._beat = time.monotonic()
         self._handle = self._loop.call_later(self._period, self._tick)
@@ -75,9 +88,10 @@ class LoopWatchdog:
                 continue
             reported = beat
             frame = sys._current_frames().get(self._loop_thread)
-            if frame is not None and frame.f_code.co_name in _WAITING:
-                # Idle in select(): no callback is running; the thread was woken late (both cores busy,
-                # or another thread holding the GIL). Reported apart from a stage holding the loop.
+            if frame is not None and (frame.f_code.co_name in _WAITING or frame.f_code is self._entry):
+                # Idle, waiting for events: no callback is running; the thread was woken late (both cores
+                # busy, or another thread holding the GIL). Reported apart from a stage holding the loop.
+                # (Under uvloop, work the loop does in C between callbacks looks the same from here.)
                 log.info("event loop woken %.0f ms late (idle in %s)", late * 1000, frame.f_code.co_name)
                 continue
             # The innermost frames: what the loop thread is doing, not how it got there.

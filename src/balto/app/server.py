@@ -43,8 +43,11 @@ class GracefulServer(uvicorn.Server):
 
 def watch_children_with_pidfd() -> bool:
     """Python 3.11's asyncio waits for each child process (an ffmpeg per WebM connection) on a thread
-    of its own; a pidfd the event loop watches needs none. 3.12 and later do this by themselves."""
+    of its own; a pidfd the event loop watches needs none. 3.12 and later do this by themselves, and
+    uvloop watches its children itself (libuv's SIGCHLD handler)."""
     if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
+        return False
+    if not isinstance(asyncio.get_running_loop(), asyncio.BaseEventLoop):
         return False
     try:
         os.close(os.pidfd_open(os.getpid()))
@@ -70,6 +73,9 @@ def run(app: Litestar, settings: Settings, host: str, port: int) -> None:
         app,
         host=host,
         port=port,
+        # uvloop where installed (EVENT_LOOP=auto): it runs the sockets, the pipes to each ffmpeg child
+        # and the children's exits in C, where asyncio's own loop runs them in Python.
+        loop=settings.event_loop,
         ws="auto",
         # The app refuses frames over WS_MAX_FRAME_BYTES with 4413; the protocol cuts far bigger ones (1009)
         # before they are buffered whole.

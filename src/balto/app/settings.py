@@ -210,6 +210,9 @@ class Settings:
     speech_gate_policy: SpeechGatePolicy = field(default_factory=SpeechGatePolicy)
     slow_callback_ms: float = 0.0  # > 0: asyncio debug mode, logging every callback slower than this
     loop_watchdog_ms: float = 0.0  # > 0: log the loop thread's stack whenever the loop is stuck this long
+    # auto | uvloop | asyncio: the server's event loop. auto takes uvloop (libuv's loop, its sockets,
+    # pipes and child processes in C) where it is installed, else asyncio's own (docs/performance.md).
+    event_loop: str = "auto"
     stt: SttSettings = field(default_factory=SttSettings)
     llm: LlmSettings = field(default_factory=LlmSettings)
     playbook_enabled: bool = True
@@ -297,6 +300,7 @@ class Settings:
             speech_gate_policy=gate_policy,
             slow_callback_ms=_float(env, "ASYNCIO_SLOW_CALLBACK_MS", 0.0),
             loop_watchdog_ms=_float(env, "LOOP_WATCHDOG_MS", 0.0),
+            event_loop=_event_loop(env),
             stt=stt_settings_from_env(env),
             llm=llm_settings_from_env(env),
             playbook_enabled=_bool(env, "PLAYBOOK_ENABLED", True),
@@ -316,6 +320,15 @@ def _window_s(env: Mapping[str, str]) -> float:
     value = _float(env, "STT_WINDOW_S", 10.0)
     if not 5.0 <= value <= 30.0:
         raise SettingsError(f"STT_WINDOW_S must be between 5 and 30 seconds (Whisper's window), got {value}")
+    return value
+
+
+def _event_loop(env: Mapping[str, str]) -> str:
+    value = (_get(env, "EVENT_LOOP") or "auto").lower()
+    if value not in ("auto", "uvloop", "asyncio"):
+        raise SettingsError(f"EVENT_LOOP must be auto, uvloop or asyncio, got {value!r}")
+    if value == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        raise SettingsError("EVENT_LOOP=uvloop, but uvloop is not installed (pip install uvloop)")
     return value
 
 
