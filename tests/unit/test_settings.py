@@ -128,6 +128,7 @@ def test_speechbrain_gets_its_own_calibration_defaults():
         {"SPEECH_GATE_MIN_MS": "-1"},
         {"STT_VOCABULARY": "pt"},
         {"EVENT_LOOP": "trio"},
+        {"EVENT_LOOP": "auto"},
     ],
 )
 def test_bad_new_settings_fail_at_start_up_naming_the_variable(env):
@@ -355,8 +356,8 @@ def test_whisper_decodes_over_the_languages_tokens_unless_told_otherwise():
     assert Settings.from_env({"STT_VOCABULARY": "FULL"}).stt_vocabulary == "full"
 
 
-def test_the_event_loop_is_uvloop_where_installed_unless_asyncio_is_asked_for(monkeypatch):
-    assert Settings.from_env({}).event_loop == "auto"
+def test_the_event_loop_is_asyncio_unless_uvloop_is_asked_for_and_installed(monkeypatch):
+    assert Settings.from_env({}).event_loop == "asyncio"
     assert Settings.from_env({"EVENT_LOOP": "AsyncIO"}).event_loop == "asyncio"
     monkeypatch.setattr("importlib.util.find_spec", lambda name, *a, **k: None if name == "uvloop" else object())
     with pytest.raises(SettingsError, match="EVENT_LOOP=uvloop, but uvloop is not installed"):

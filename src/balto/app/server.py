@@ -73,8 +73,8 @@ def run(app: Litestar, settings: Settings, host: str, port: int) -> None:
         app,
         host=host,
         port=port,
-        # uvloop where installed (EVENT_LOOP=auto): it runs the sockets, the pipes to each ffmpeg child
-        # and the children's exits in C, where asyncio's own loop runs them in Python.
+        # asyncio's own loop unless EVENT_LOOP=uvloop, even where uvloop is installed (uvicorn's "auto"
+        # would take it): the loop the server runs on is a setting, not an accident of the environment.
         loop=settings.event_loop,
         ws="auto",
         # The app refuses frames over WS_MAX_FRAME_BYTES with 4413; the protocol cuts far bigger ones (1009)
