@@ -211,7 +211,7 @@ class Settings:
     slow_callback_ms: float = 0.0  # > 0: asyncio debug mode, logging every callback slower than this
     loop_watchdog_ms: float = 0.0  # > 0: log the loop thread's stack whenever the loop is stuck this long
     # asyncio | uvloop: the server's event loop. uvloop (libuv's, its sockets, pipes and child processes
-    # in C; not a dependency) saved the loop thread 5% and the server nothing measurable, so asyncio's
+    # in C; not a dependency) saved the loop thread 5-15% and the server nothing measurable, so asyncio's
     # own is the default, whatever is installed (docs/performance.md).
     event_loop: str = "asyncio"
     stt: SttSettings = field(default_factory=SttSettings)
