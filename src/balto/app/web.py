@@ -643,12 +643,12 @@ def create_app(
     state: dict[str, Any] = {}
 
     async def startup() -> None:
+        loop = asyncio.get_running_loop()
         slow_ms = container.settings().slow_callback_ms
         if slow_ms > 0:
             # Measuring, not serving: the loop's debug mode logs (logger "asyncio", WARNING) every
             # callback that holds the loop longer than this, which is how stages on the loop are checked.
             # uvloop's debug mode logs the same line as asyncio's.
-            loop = asyncio.get_running_loop()
             loop.set_debug(True)
             loop.slow_callback_duration = slow_ms / 1000
         await composition.start(container)
@@ -673,7 +673,6 @@ def create_app(
         composition.single_thread_blas()
         # The watchdog (alone, or beside asyncio's debug mode, which slows the loop itself) starts
         # once the models are loaded: start-up is allowed to hold the loop.
-        loop = asyncio.get_running_loop()
         log.info("serving on %s's event loop (EVENT_LOOP=%s)", type(loop).__module__.split(".")[0], settings.event_loop)
         watch_ms = settings.loop_watchdog_ms or slow_ms
         if watch_ms > 0:
