@@ -328,7 +328,7 @@ def _event_loop(env: Mapping[str, str]) -> str:
     value = (_get(env, "EVENT_LOOP") or "asyncio").lower()
     if value not in ("asyncio", "uvloop"):
         raise SettingsError(f"EVENT_LOOP must be asyncio or uvloop, got {value!r}")
-    if value == "uvloop" and importlib.util.find_spec("uvloop") is None:
+    if value == "uvloop" and not installed("uvloop"):
         raise SettingsError("EVENT_LOOP=uvloop, but uvloop is not installed (pip install uvloop)")
     return value
 
