@@ -7,6 +7,7 @@ import copy
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 
 import numpy as np
 
@@ -23,7 +24,7 @@ from balto.domain.keys import ApiKey, generate_key, hash_key, key_prefix
 from balto.domain.speaker import EmbeddingError, SpeakerMatch, SpeakerProfile, Voice, unit
 from balto.domain.vad import FRAME_SAMPLES, frame_rms
 from balto.ports.audio import SpeechDetector
-from balto.ports.inference import Recommender, SpeakerEmbedder, SpeakerIdentifier, Transcriber
+from balto.ports.inference import Recommender, SpeakerEmbedder, SpeakerIdentifier, SpeechStream, Transcriber
 from balto.ports.storage import ApiKeyRepository, FeedbackRepository, InteractionRepository, SpeakerProfileRepository
 from balto.ports.system import Clock
 
@@ -190,6 +191,32 @@ class EnergySpeechDetector(SpeechDetector):
         if frame.shape != (FRAME_SAMPLES,):
             raise ValueError(f"expected a frame of {FRAME_SAMPLES} samples, got {frame.shape}")
         return frame_rms(frame) > self.threshold
+
+
+class FakeSpeechStream(SpeechStream):
+    """A speech model over one stream: each complete 512-sample window's probability is
+    `voice(first_sample_of_the_window)`; answers at once. `fail`: every feed's future fails."""
+
+    def __init__(self, voice: Callable[[int], float], fail: bool = False) -> None:
+        self._voice = voice
+        self.fail = fail
+        self.fed = 0  # samples fed
+        self._windows = 0
+
+    @property
+    def window_samples(self) -> int:
+        return 512
+
+    def feed(self, pcm: np.ndarray) -> Future[np.ndarray]:
+        future: Future[np.ndarray] = Future()
+        if self.fail:
+            future.set_exception(RuntimeError("scripted stream failure"))
+            return future
+        self.fed += pcm.size
+        complete = self.fed // 512
+        future.set_result(np.array([self._voice(w * 512) for w in range(self._windows, complete)], dtype=np.float32))
+        self._windows = complete
+        return future
 
 
 class FakeSpeechGate:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import numpy as np
 import pytest
 
@@ -44,3 +47,42 @@ def test_the_policy_counts_frames_at_or_above_the_threshold():
     assert policy.passes(np.array([0.5, 0.6]), 32)
     assert not policy.passes(np.array([0.9]), 32)
     assert not policy.passes(np.array([]), 32)
+
+
+# -- the stream for the segmenter's pauses (VAD_PAUSE_GATE_MS) ---------------------------------------
+
+
+def test_a_stream_fed_in_uneven_pieces_gives_one_pass_over_the_whole_stream(gate):
+    pcm = read_wav(FIXTURES / "balcao_pt.wav")
+    stream = gate.stream()
+    pieces, offset = [], 0
+    for size in [1440, 1600, 300, 5000, 480] * 200:
+        if offset >= pcm.size:
+            break
+        pieces.append(stream.feed(pcm[offset : offset + size]).result())
+        offset += size
+    streamed = np.concatenate(pieces)
+    whole = pcm[: (pcm.size // 512) * 512]
+    assert stream.window_samples == 512 and streamed.size == whole.size // 512
+    np.testing.assert_allclose(streamed, gate.probabilities(whole), atol=1e-5)
+
+
+def test_in_a_stream_a_noise_burst_in_a_pause_scores_far_below_the_voice_after_it(gate):
+    pcm = read_wav(FIXTURES / "balcao_pt.wav").astype(np.float64)
+    start, end = int(5.45 * 16_000), int(5.85 * 16_000)  # between the two sentences (5.28 s and 6.48 s)
+    pcm[start:end] += np.random.default_rng(1).standard_normal(end - start) * 1000
+    pcm = np.clip(pcm, -32768, 32767).astype(np.int16)
+    stream = gate.stream()
+    probabilities = np.concatenate([stream.feed(pcm[i : i + 1440]).result() for i in range(0, pcm.size, 1440)])
+    window = lambda seconds: int(seconds * 16_000) // 512  # noqa: E731
+    assert probabilities[window(5.45) : window(5.85) + 1].max() < 0.1
+    assert probabilities[window(6.48) : window(6.9)].max() > 0.9
+
+
+async def test_a_stream_runs_on_the_gates_thread(gate):
+    seen = []
+    stream = gate.stream()
+    original = stream._run
+    stream._run = lambda audio: (seen.append(threading.current_thread().name), original(audio))[1]
+    await asyncio.wrap_future(stream.feed(np.zeros(1024, dtype=np.int16)))
+    assert seen and seen[0].startswith("speech-gate")

@@ -67,6 +67,17 @@ async def test_a_bad_playbook_stops_the_start_up_naming_the_file_and_rule(build,
     assert str(bad) in str(info.value) and "rule 'febre'" in str(info.value)
 
 
+def test_each_connection_gets_its_own_speech_stream_from_the_speech_gate_and_none_without_it():
+    class Gate:
+        def stream(self):
+            return object()
+
+    gate = Gate()
+    new_stream = composition._speech_streams(gate)
+    assert new_stream is not None and new_stream() is not new_stream()
+    assert composition._speech_streams(None) is None
+
+
 def test_one_measured_early_start_timing_unless_turned_off():
     timing = composition._early_timing(Settings.from_env({"VAD_HANG_OVER_MS": "600", "VAD_EARLY_START_MS": "200"}))
     assert timing is not None and (timing.hang_over_ms, timing.earliest_ms, timing.start_ms) == (600, 200, 200)

@@ -9,6 +9,7 @@ from balto.domain.vad import (
     NoiseFloor,
     Segmenter,
     SegmenterConfig,
+    SpeechTrack,
     VadPolicy,
 )
 
@@ -207,3 +208,85 @@ def test_no_early_offer_when_off_or_for_a_click_that_will_be_dropped():
     click = Segmenter(config=EARLY)
     closed, early = feed(click, "." * 10 + "ssss" + "." * 20)  # 120 ms < min_speech_ms
     assert closed == [] and early == []
+
+
+# -- the pause gate: a speech model's verdict on a frame that would end a pause ---------------------
+
+
+def feed_heard(segmenter: Segmenter, pattern: str) -> tuple[list, list]:
+    """Like `feed`, with 'n' for noise: a frame the VAD hears as speech that the speech model does not."""
+    closed, early = [], []
+    for i, ((frame, voiced), ch) in enumerate(zip(frames(pattern.replace("n", "s")), pattern, strict=True)):
+        seg = segmenter.push(frame, voiced, received_at=1000.0 + i * FRAME_MS / 1000, heard=ch != "n")
+        if seg is not None:
+            closed.append((i, seg))
+        if (offer := segmenter.take_early()) is not None:
+            early.append((i, offer))
+    return closed, early
+
+
+def test_noise_in_a_pause_neither_keeps_the_segment_open_nor_breaks_the_early_offer():
+    seg = Segmenter(config=EARLY)
+    closed, early = feed_heard(seg, "." * 10 + "s" * 20 + "." * 6 + "n" * 4 + "." * 20)
+    ((closed_at, segment),) = closed
+    ((_, offer),) = early
+    assert closed_at == 29 + 15  # the hang-over counts the noise as silence: closed on time
+    assert (offer.start_s, offer.end_s) == (segment.start_s, segment.end_s)  # the early hearing is the one kept
+    assert np.array_equal(offer.pcm, segment.pcm)
+
+
+def test_without_the_gate_the_same_noise_keeps_the_segment_open_and_breaks_the_offer():
+    seg = Segmenter(config=replace(EARLY, pause_gate_ms=0))
+    closed, early = feed_heard(seg, "." * 10 + "s" * 20 + "." * 6 + "n" * 4 + "." * 20)
+    ((closed_at, segment),) = closed
+    assert closed_at == 39 + 15  # 450 ms after the noise
+    assert len(early) == 2 and early[0][1].end_s < segment.end_s == early[1][1].end_s
+
+
+def test_a_voice_the_model_hears_still_ends_the_pause():
+    seg = Segmenter(config=EARLY)
+    closed, early = feed_heard(seg, "." * 10 + "s" * 10 + "." * 6 + "s" * 10 + "." * 20)
+    ((_, segment),) = closed  # one segment: the speech after the pause belongs to it
+    assert len(early) == 2 and early[1][1].end_s == segment.end_s
+    assert segment.speech_frames == 20
+
+
+def test_the_model_is_not_asked_inside_a_short_gap():
+    # 90 ms between words is under the gate's 120 ms: the VAD alone decides, even against the model
+    seg = Segmenter(config=EARLY)
+    closed, _ = feed_heard(seg, "." * 10 + "s" * 10 + "..." + "n" * 10 + "." * 20)
+    ((_, segment),) = closed
+    assert segment.speech_frames == 20
+
+
+def test_needs_heard_only_for_a_voiced_frame_that_far_into_a_pause():
+    seg = Segmenter(config=EARLY)  # gate at 120 ms: 4 frames
+    assert not seg.needs_heard([True] * 3)  # nothing open: a segment opens first
+    assert seg.needs_heard([False, True, True, False, False, False, False, True])  # opens, pauses, voiced again
+    feed(seg, "." * 10 + "s" * 10 + "..")
+    assert not seg.needs_heard([True, True])  # a 60 ms gap, then at most 90 ms
+    assert seg.needs_heard([False, False, True])  # the third frame would be 120 ms in
+    assert seg.needs_heard([True, True, True])  # so would this one, if the energy gate turned the first two down
+    assert not seg.needs_heard([False, False, False])
+    assert not Segmenter(config=replace(EARLY, pause_gate_ms=0)).needs_heard([False] * 10 + [True])
+
+
+def test_a_speech_track_reads_each_frame_from_the_windows_over_it():
+    track = SpeechTrack(window_samples=512, threshold=0.5)
+    assert track.heard(0, 2) == [True, True]  # nothing heard yet: the VAD is trusted
+    track.extend(np.array([0.1, 0.9, 0.2]))  # samples 0-1535
+    # frame 0 (0-479) lies in window 0; frame 1 (480-959) in windows 0 and 1; frame 2 (960-1439) in window 1
+    assert track.heard(0, 3) == [False, True, True]
+    # frame 3 (1440-1919) overlaps window 2 and window 3, which is not complete: window 2 alone
+    assert track.heard(1440, 1) == [False]
+    # frames past every complete window: the latest one
+    assert track.heard(4800, 2) == [False, False]
+    track.extend(np.array([0.7]))
+    assert track.heard(1440, 1) == [True]
+    assert track.windows == 4
+
+
+def test_a_speech_track_keeps_only_recent_windows():
+    track = SpeechTrack(window_samples=512, threshold=0.5, keep=2)
+    track.extend(np.array([0.9, 0.9, 0.1, 0.1]))
+    assert track.heard(0, 1) == [False]  # windows 0 and 1 were let go: the oldest kept stands in

@@ -17,13 +17,14 @@ from balto.domain.interaction import IaStatus, Interaction, RecommendationResult
 from balto.domain.playbook import ChecklistItem, Playbook, PlaybookRule
 from balto.domain.routing import RoutingPolicy
 from balto.domain.speaker import SpeakerMatch, SpeakerScore
-from balto.domain.vad import EarlyStartTiming, VadPolicy
+from balto.domain.vad import EarlyStartTiming, SegmenterConfig, VadPolicy
 from tests.fakes import (
     EnergySpeechDetector,
     FakeClock,
     FakeRecommender,
     FakeSpeakerIdentifier,
     FakeSpeechGate,
+    FakeSpeechStream,
     FakeTranscriber,
     InMemoryFeedbackRepository,
     InMemoryInteractionRepository,
@@ -534,6 +535,7 @@ async def heard_with(
     pcm: np.ndarray,
     timing: EarlyStartTiming | None = None,
     voice_timing: EarlyStartTiming | None = None,
+    **deps_fields,
 ):
     transcriber = FakeTranscriber(sized)
     speakers = FakeSpeakerIdentifier(SpeakerMatch("c1", 0.9, (SpeakerScore("c1", "Maria", "cliente", 0.9, 0.95),)))
@@ -544,6 +546,7 @@ async def heard_with(
         early_start=early if callable(early) else (lambda: True) if early else None,
         early_timing=timing,
         voice_timing=voice_timing,
+        **deps_fields,
     )
     session.start()
     for offset in range(0, pcm.size, 480):  # 30 ms pieces, as they come: the offer at 150 ms of silence
@@ -678,3 +681,55 @@ async def test_a_timed_early_start_waits_out_a_short_pause_and_still_hears_befor
     assert row.transcricao == f"{call.size} amostras"
     assert row.ts_trans_req < row.ts_segment_closed <= row.ts_trans_req + 0.06  # two pieces before the close
     assert timing.start_ms == 425  # the hearing took no time on the fake clock: median of 50 and 0 ms
+
+
+# -- the pause gate: noise in a pause, judged by a speech model streamed over the connection ------------
+
+# A sentence, 210 ms of pause, 120 ms of a sound the VAD takes for speech, then silence.
+NOISE_START = int((0.5 + 1.0 + 0.21) * 16_000)
+NOISE_IN_A_PAUSE = np.concatenate([silence(0.5), syllables(1.0), silence(0.21), syllables(0.12), silence(1.0)])
+
+
+def noise_is_not_a_voice(first_sample: int) -> float:
+    return 0.0 if NOISE_START - 512 < first_sample < NOISE_START + int(0.12 * 16_000) else 0.9
+
+
+async def test_noise_in_a_pause_keeps_the_early_hearing_and_closes_the_segment_on_time():
+    stream = FakeSpeechStream(noise_is_not_a_voice)
+    session, repo, events, transcriber, _ = await heard_with(True, NOISE_IN_A_PAUSE, new_speech_stream=lambda: stream)
+    _, plain_repo, _, plain_transcriber, _ = await heard_with(True, NOISE_IN_A_PAUSE)
+
+    (row,), (plain_row,) = repo.rows, plain_repo.rows
+    assert session.early_started == session.early_used == 1 and len(transcriber.calls) == 1
+    assert stream.fed == NOISE_IN_A_PAUSE.size // 480 * 480  # every whole frame went to the model, in order
+    # Without the gate the noise broke the pause: the hearing was thrown away, and the segment ran on.
+    assert len(plain_transcriber.calls) == 2
+    assert row.segmento_fim < plain_row.segmento_fim and row.segmento_fim < 1.5 + 0.21
+    assert [e.text for e in events if isinstance(e, TranscriptEvent)] == [f"{transcriber.calls[0].size} amostras"]
+
+
+async def test_a_voice_the_model_hears_in_a_pause_still_breaks_it():
+    stream = FakeSpeechStream(lambda _: 0.9)
+    session, repo, _, transcriber, _ = await heard_with(True, NOISE_IN_A_PAUSE, new_speech_stream=lambda: stream)
+    (row,) = repo.rows
+    assert (session.early_started, session.early_used) == (2, 1) and len(transcriber.calls) == 2
+    assert row.segmento_fim > 1.5 + 0.21
+
+
+async def test_a_failing_speech_stream_leaves_the_pauses_to_the_vad(caplog):
+    stream = FakeSpeechStream(noise_is_not_a_voice, fail=True)
+    session, repo, _, transcriber, _ = await heard_with(True, NOISE_IN_A_PAUSE, new_speech_stream=lambda: stream)
+    (row,) = repo.rows  # the segment is heard as without the gate
+    assert (session.early_started, session.early_used) == (2, 1) and row.segmento_fim > 1.5 + 0.21
+    assert sum("pause gate failed" in r.getMessage() for r in caplog.records) == 1
+
+
+async def test_the_pause_gate_is_off_at_zero_ms():
+    stream = FakeSpeechStream(noise_is_not_a_voice)
+    session, repo, _, _, _ = await heard_with(
+        True,
+        NOISE_IN_A_PAUSE,
+        new_speech_stream=lambda: stream,
+        segmenter_config=SegmenterConfig(pause_gate_ms=0),
+    )
+    assert stream.fed == 0 and (session.early_started, session.early_used) == (2, 1)

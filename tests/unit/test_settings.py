@@ -344,11 +344,22 @@ def test_one_single_thread_decode_per_core_and_an_early_start_by_default(monkeyp
         {"VAD_EARLY_START_MS": "450"},  # not before the hang-over closes the segment anyway
         {"VAD_EARLY_START_MS": "200", "VAD_HANG_OVER_MS": "150"},
         {"STT_EARLY_RESERVE": "-1"},
+        {"VAD_PAUSE_GATE_MS": "450"},  # the hang-over would have closed the segment first
+        {"VAD_PAUSE_GATE_MS": "-30"},
+        {"VAD_PAUSE_GATE_THRESHOLD": "0"},
+        {"VAD_PAUSE_GATE_THRESHOLD": "1"},
     ],
 )
 def test_bad_early_start_values_fail_at_start_up_naming_the_variable(env):
     with pytest.raises(SettingsError, match=next(iter(env))):
         Settings.from_env(env)
+
+
+def test_the_pause_gate_is_on_at_120_ms_by_default_and_configurable():
+    default = Settings.from_env({})
+    assert (default.segmenter.pause_gate_ms, default.pause_gate_threshold) == (120, 0.05)
+    custom = Settings.from_env({"VAD_PAUSE_GATE_MS": "0", "VAD_PAUSE_GATE_THRESHOLD": "0.2"})
+    assert (custom.segmenter.pause_gate_ms, custom.pause_gate_threshold) == (0, 0.2)
 
 
 def test_whisper_decodes_over_the_languages_tokens_unless_told_otherwise():

@@ -424,6 +424,12 @@ def _connection_speakers(identification: SpeakerIdentification | None) -> Any:
     return None if identification is None else identification.for_connection
 
 
+def _speech_streams(gate: Any) -> Any:
+    """One Silero stream per connection for the segmenter's pauses, on the speech gate's model and
+    thread; None when the gate is off (VAD_PAUSE_GATE_MS needs SPEECH_GATE=silero)."""
+    return getattr(gate, "stream", None)
+
+
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
@@ -557,6 +563,8 @@ class Container(containers.DeclarativeContainer):
         conversation_end_silence_s=settings.provided.conversation_end_silence_s,
         new_speaker_identifier=providers.Callable(_connection_speakers, speaker_identification),
         segmenter_config=settings.provided.segmenter,
+        new_speech_stream=providers.Callable(_speech_streams, speech_gate),
+        pause_gate_threshold=settings.provided.pause_gate_threshold,
         language=settings.provided.stt_language,
         early_start=providers.Callable(_early_start, transcriber, settings),
         early_timing=providers.Callable(_early_timing, settings),

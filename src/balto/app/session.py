@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -38,10 +40,18 @@ from balto.domain.vad import (
     SegmenterConfig,
     SpeechGatePolicy,
     SpeechSegment,
+    SpeechTrack,
     VadPolicy,
 )
 from balto.ports.audio import AudioCleaner, AudioDecoder, DecodeError, SpeechDetector
-from balto.ports.inference import Recommender, SpeakerIdentifier, SpeechGate, Transcriber, TranscriptionError
+from balto.ports.inference import (
+    Recommender,
+    SpeakerIdentifier,
+    SpeechGate,
+    SpeechStream,
+    Transcriber,
+    TranscriptionError,
+)
 from balto.ports.storage import FeedbackRepository, InteractionRepository
 from balto.ports.system import Clock
 
@@ -97,6 +107,11 @@ class PipelineDeps:
     speech_gate: SpeechGate | None = None  # a speech model's second opinion on each VAD segment
     speech_gate_policy: SpeechGatePolicy = field(default_factory=SpeechGatePolicy)
     new_speaker_identifier: Callable[[], SpeakerIdentifier] | None = None  # one per connection
+    # A speech model over each connection's whole stream (one per connection): a frame the VAD hears
+    # as speech after `segmenter_config.pause_gate_ms` of silence ends the pause only if this model
+    # hears a voice there too (probability >= `pause_gate_threshold`). None: the VAD alone.
+    new_speech_stream: Callable[[], SpeechStream] | None = None
+    pause_gate_threshold: float = 0.05
     segmenter_config: SegmenterConfig = field(default_factory=SegmenterConfig)
     language: str | None = "pt"
     tick_s: float = 0.25
@@ -178,6 +193,13 @@ class CounterSession:
         self._decoder = deps.new_decoder(audio_format)
         self._detector = deps.new_detector()
         self._segmenter = Segmenter(policy=policy, config=deps.segmenter_config)
+        pause_gate = deps.new_speech_stream is not None and deps.segmenter_config.pause_gate_ms > 0
+        self._speech_stream = deps.new_speech_stream() if pause_gate and deps.new_speech_stream else None
+        self._track = (
+            SpeechTrack(self._speech_stream.window_samples, deps.pause_gate_threshold) if self._speech_stream else None
+        )
+        self._track_pending: deque[Future[np.ndarray]] = deque()  # pieces fed, their verdicts not read yet
+        self._stream_samples = 0  # samples fed to the segmenter (and the speech stream) so far
         self._speakers = deps.new_speaker_identifier() if deps.new_speaker_identifier is not None else None
         self._buffer = ConversationBuffer(created_at=deps.clock.now())
         self._segments: asyncio.Queue[_ClosedSegment | None] = asyncio.Queue(deps.segment_queue_size)
@@ -274,7 +296,8 @@ class CounterSession:
                     self._detector.is_voiced(whole[offset : offset + FRAME_SAMPLES])
                     for offset in range(0, usable, FRAME_SAMPLES)
                 ]
-                for segment in self._segmenter.push_many(whole, voiced, chunk.received_at):
+                heard = await self._pause_verdicts(whole, voiced)
+                for segment in self._segmenter.push_many(whole, voiced, chunk.received_at, heard):
                     self._last_voice_end = segment.last_received_at
                     await self._segments.put(
                         _ClosedSegment(segment, self._deps.clock.now(), self._claim_early(segment))
@@ -288,6 +311,30 @@ class CounterSession:
                 await self._segments.put(_ClosedSegment(last, self._deps.clock.now(), self._claim_early(last)))
             self._drop_early()
             await self._segments.put(None)
+
+    async def _pause_verdicts(self, pcm: np.ndarray, voiced: list[bool]) -> list[bool] | None:
+        """Feeds this piece to the speech stream (every piece, in order: its state is the room's) and,
+        when one of its frames could end a pause (`Segmenter.needs_heard`), waits for the model's
+        verdicts on them. A failing model leaves the pauses to the VAD alone for this connection."""
+        stream, track = self._speech_stream, self._track
+        if stream is None or track is None:
+            return None
+        first = self._stream_samples
+        self._stream_samples += pcm.size
+        try:
+            self._track_pending.append(stream.feed(pcm))
+            while self._track_pending and self._track_pending[0].done():
+                track.extend(self._track_pending.popleft().result())
+            if not self._segmenter.needs_heard(voiced):
+                return None
+            while self._track_pending:
+                track.extend(await asyncio.wrap_future(self._track_pending.popleft()))
+        except Exception:
+            log.exception("pause gate failed on %s; the VAD alone judges its pauses from now on", self.conexao_id)
+            self._speech_stream = self._track = None
+            self._track_pending.clear()
+            return None
+        return track.heard(first, len(voiced))
 
     # -- early start: hearing a segment during the hang-over ---------------------------------------
 

@@ -208,6 +208,9 @@ class Settings:
     # stored (stt_provider "silero", stt_status "vazia") without being transcribed or identified.
     speech_gate: str = "silero"
     speech_gate_policy: SpeechGatePolicy = field(default_factory=SpeechGatePolicy)
+    # A frame the VAD hears as speech after VAD_PAUSE_GATE_MS of silence ends the pause only if Silero,
+    # streamed over the connection, gives it at least this probability (docs/performance.md, item 25).
+    pause_gate_threshold: float = 0.05
     slow_callback_ms: float = 0.0  # > 0: asyncio debug mode, logging every callback slower than this
     loop_watchdog_ms: float = 0.0  # > 0: log the loop thread's stack whenever the loop is stuck this long
     # asyncio | uvloop: the server's event loop. uvloop (libuv's, its sockets, pipes and child processes
@@ -251,7 +254,16 @@ class Settings:
             min_speech_ms=_int(env, "VAD_MIN_SPEECH_MS", defaults.min_speech_ms, 0),
             max_segment_ms=_int(env, "VAD_MAX_SEGMENT_MS", defaults.max_segment_ms, 1000),
             early_ms=_int(env, "VAD_EARLY_START_MS", defaults.early_ms, 0),
+            pause_gate_ms=_int(env, "VAD_PAUSE_GATE_MS", defaults.pause_gate_ms, 0),
         )
+        if segmenter.pause_gate_ms and segmenter.pause_gate_ms >= segmenter.hang_over_ms:
+            raise SettingsError(
+                f"VAD_PAUSE_GATE_MS must be 0 (off) or less than VAD_HANG_OVER_MS ({segmenter.hang_over_ms}), "
+                f"got {segmenter.pause_gate_ms}"
+            )
+        pause_threshold = _float(env, "VAD_PAUSE_GATE_THRESHOLD", 0.05)
+        if not 0.0 < pause_threshold < 1.0:
+            raise SettingsError(f"VAD_PAUSE_GATE_THRESHOLD must be between 0 and 1, got {pause_threshold}")
         if segmenter.early_ms and not TAIL_MS <= segmenter.early_ms < segmenter.hang_over_ms:
             raise SettingsError(
                 f"VAD_EARLY_START_MS must be 0 (off) or from {TAIL_MS} (the tail a segment keeps) to less than "
@@ -299,6 +311,7 @@ class Settings:
             stt_vocabulary=_vocabulary(env),
             speech_gate=gate,
             speech_gate_policy=gate_policy,
+            pause_gate_threshold=pause_threshold,
             slow_callback_ms=_float(env, "ASYNCIO_SLOW_CALLBACK_MS", 0.0),
             loop_watchdog_ms=_float(env, "LOOP_WATCHDOG_MS", 0.0),
             event_loop=_event_loop(env),

@@ -191,6 +191,11 @@ class SegmenterConfig:
     # closed one will hold if no speech comes back, so work started on it is the work the close would
     # start (a smaller value counts as TAIL_MS; one at or past the hang-over never comes first).
     early_ms: int = 150
+    # Silence after which a frame the VAD hears as speech ends the pause only if the speech model's
+    # streamed verdict (`SpeechTrack`) agrees, when the caller passes one; 0: the VAD alone. A burst
+    # of noise after a sentence then neither keeps the segment open past its hang-over nor throws
+    # away the hearing started early on it (docs/performance.md, item 25).
+    pause_gate_ms: int = 120
 
     def frames(self, ms: int) -> int:
         return max(1, ms // FRAME_MS)
@@ -229,6 +234,49 @@ class EarlyStartTiming:
         """Whether to start now, `silence_ms` into the pause, when pieces of `piece_ms` arrive: at the
         piece nearest the start, and at the latest on the last piece before the hang-over ends."""
         return silence_ms + piece_ms / 2 >= self.start_ms or silence_ms + piece_ms >= self.hang_over_ms
+
+
+class SpeechTrack:
+    """A speech model's verdicts over one connection's stream, read per VAD frame.
+
+    The model (Silero) is fed the whole stream in order, so its state knows the room: its probability
+    for a window of `window_samples` is low on a burst of cafe noise and high on a voice. `extend`
+    takes the probabilities of the windows completed since the last call; `heard` says, for
+    consecutive frames from sample `first_sample` of the stream, whether a window that overlaps the
+    frame reaches `threshold`. A frame whose windows are not complete yet is judged by the latest
+    complete window; with none at all, it is heard (the VAD is trusted without evidence)."""
+
+    def __init__(self, window_samples: int, threshold: float, keep: int = 256) -> None:
+        if window_samples <= 0:
+            raise ValueError(f"window_samples must be positive, got {window_samples}")
+        self.window_samples = window_samples
+        self.threshold = threshold
+        self._recent: deque[float] = deque(maxlen=keep)
+        self._windows = 0  # windows seen since the stream began
+
+    @property
+    def windows(self) -> int:
+        return self._windows
+
+    def extend(self, probabilities: np.ndarray) -> None:
+        values = np.asarray(probabilities, dtype=np.float64).reshape(-1)
+        self._recent.extend(values.tolist())
+        self._windows += int(values.size)
+
+    def heard(self, first_sample: int, frames: int) -> list[bool]:
+        oldest = self._windows - len(self._recent)
+        verdicts = []
+        for index in range(frames):
+            start = first_sample + index * FRAME_SAMPLES
+            first = max(start // self.window_samples, oldest)
+            last = min((start + FRAME_SAMPLES - 1) // self.window_samples, self._windows - 1)
+            if self._windows == 0:
+                verdicts.append(True)
+                continue
+            if first > last:  # not complete yet (or too old to keep): the latest complete window
+                first = last = self._windows - 1
+            verdicts.append(max(self._recent[w - oldest] for w in range(first, last + 1)) >= self.threshold)
+        return verdicts
 
 
 @dataclass
@@ -293,29 +341,50 @@ class Segmenter:
         self._warmup = self.config.frames(self.config.warmup_ms) if self.config.warmup_ms else 0
         self.last_rms = 0.0
 
-    def push_many(self, pcm: np.ndarray, voiced: list[bool], received_at: float) -> list[SpeechSegment]:
-        """Feed consecutive frames at once (their energies are computed in one numpy pass)."""
+    def push_many(
+        self, pcm: np.ndarray, voiced: list[bool], received_at: float, heard: list[bool] | None = None
+    ) -> list[SpeechSegment]:
+        """Feed consecutive frames at once (their energies are computed in one numpy pass). `heard`,
+        when given, is the speech model's verdict on each frame (`SpeechTrack`), which a frame that
+        would end a pause of `pause_gate_ms` needs as well as the VAD's."""
         rms, levels = frame_energies(pcm, self._previous_sample)
         segments = []
         for index, is_voiced in enumerate(voiced):
             frame = pcm[index * FRAME_SAMPLES : (index + 1) * FRAME_SAMPLES]
-            segment = self._push(frame, is_voiced, received_at, float(rms[index]), float(levels[index]))
+            model_hears = heard[index] if heard is not None else True
+            segment = self._push(frame, is_voiced, received_at, float(rms[index]), float(levels[index]), model_hears)
             if segment is not None:
                 segments.append(segment)
         return segments
 
-    def push(self, frame: np.ndarray, voiced: bool, received_at: float) -> SpeechSegment | None:
-        """Feed one frame of FRAME_SAMPLES int16 samples with the detector's verdict."""
-        return self._push(frame, voiced, received_at, frame_rms(frame), pre_emphasis_rms(frame, self._previous_sample))
+    def push(self, frame: np.ndarray, voiced: bool, received_at: float, heard: bool = True) -> SpeechSegment | None:
+        """Feed one frame of FRAME_SAMPLES int16 samples with the detector's verdict (and the speech
+        model's, `heard`: see `push_many`)."""
+        return self._push(
+            frame, voiced, received_at, frame_rms(frame), pre_emphasis_rms(frame, self._previous_sample), heard
+        )
+
+    def needs_heard(self, voiced: list[bool]) -> bool:
+        """Whether any of these next frames could end a pause of `pause_gate_ms` (so the speech
+        model's verdicts on them matter): a voiced frame that many frames or more into a pause,
+        counting every frame before it in the batch as silence."""
+        gate = self.config.pause_gate_ms
+        if not gate:
+            return False
+        needed = self.config.frames(gate)
+        run = self._silence_run if self._active else -self.config.start_frames
+        return any(is_voiced and run + index >= needed for index, is_voiced in enumerate(voiced))
 
     def _push(
-        self, frame: np.ndarray, voiced: bool, received_at: float, rms: float, level: float
+        self, frame: np.ndarray, voiced: bool, received_at: float, rms: float, level: float, heard: bool = True
     ) -> SpeechSegment | None:
         self._previous_sample = float(frame[-1]) if frame.size else self._previous_sample
         self.last_rms = rms
         # Until the floor has seen some of the room, a loud background would look like speech.
         warming_up = self._frame_index < self._warmup
         speech = voiced and not warming_up and self.policy.passes_energy(rms, self.noise_floor.level, level)
+        if speech and not heard and self._pauses_past_gate():
+            speech = False  # noise in a pause: the speech model does not hear a voice
         self.noise_floor.update(level)
         item = _Frame(frame, self._frame_index, received_at, speech)
         self._frame_index += 1
@@ -344,6 +413,10 @@ class Segmenter:
         if len(self._active) >= self.config.frames(self.config.max_segment_ms):
             return self._close(forced=True)
         return None
+
+    def _pauses_past_gate(self) -> bool:
+        gate = self.config.pause_gate_ms
+        return bool(gate and self._active and self._silence_run >= self.config.frames(gate))
 
     def flush(self) -> SpeechSegment | None:
         """Close whatever is open at the end of the stream."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -49,6 +50,19 @@ class SpeechGate(Protocol):
     def frame_ms(self) -> float: ...
 
     async def speech_probabilities(self, pcm: np.ndarray) -> np.ndarray: ...
+
+
+class SpeechStream(Protocol):
+    """A speech model fed one connection's whole stream, in order (16 kHz mono int16 pieces): its
+    state carries from piece to piece, so it judges each window knowing the room. `feed` queues a
+    piece and returns, as a future, the probabilities of the windows of `window_samples` that the
+    piece completed, in order; pieces are worked through in the order they were fed. Off the event
+    loop: the caller waits for a future only when it needs the verdicts."""
+
+    @property
+    def window_samples(self) -> int: ...
+
+    def feed(self, pcm: np.ndarray) -> Future[np.ndarray]: ...
 
 
 class SpeakerEmbedder(Protocol):
