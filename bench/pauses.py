@@ -16,7 +16,8 @@ or more must be heard as speech by the model too. For the gate off and for each 
 counts the pauses broken by speech (the frame lies within one of the generator's sentences) and by
 noise (it does not), the segments that end inside a sentence (cut, more than 0.2 s before the
 sentence's end), how long after each sentence's end its segment closes (the delay the hang-over and
-any noise kept open add before a transcript can go out), and Silero's CPU per audio-second. Without
+any noise kept open add before a transcript can go out), and Silero's CPU per audio-second (the
+process's, with the model called in half-second batches as the server's session calls it). Without
 `--thresholds`, no model is needed: seconds on one core.
 """
 
@@ -31,7 +32,8 @@ from typing import Any
 import numpy as np
 
 from balto.adapters.webrtc_vad import WebRtcSpeechDetector
-from balto.domain.vad import FRAME_MS, FRAME_SAMPLES, Segmenter, SegmenterConfig, SpeechTrack
+from balto.app.session import StreamFeed
+from balto.domain.vad import FRAME_MS, FRAME_SAMPLES, Segmenter, SegmenterConfig
 from bench.server import counter_conversation
 
 STARTS_MS = (120, 150, 180, 210, 240, 270, 300, 330, 360, 390, 420)
@@ -43,23 +45,24 @@ def run_gate(
 ) -> dict[str, Any]:
     """The segmenter over one recording in pieces, with the pause gate when `stream` is given: the
     segments closed, each broken pause (its length in ms, and whether a sentence broke it), the
-    segments cut inside a sentence, each sentence's close delay (s) and the stream's CPU seconds."""
+    segments cut inside a sentence, each sentence's close delay (s), the stream's CPU seconds, and
+    the segments themselves (the one open at the end included)."""
     detector, segmenter = WebRtcSpeechDetector(2), Segmenter(config=config)
-    track = SpeechTrack(stream.window_samples, threshold) if stream is not None else None
-    closed, cut, broken, delays, cpu = 0, 0, [], [], 0.0
+    feed = StreamFeed(stream, threshold) if stream is not None else None
+    closed, cut, broken, delays, cpu, segments = 0, 0, [], [], 0.0, []
     seen: set[int] = set()
-    previous, frame_index, fed = 0, 0, 0
+    previous, frame_index = 0, 0
     piece = PIECE_FRAMES * FRAME_SAMPLES
     for offset in range(0, pcm.size - piece + 1, piece):
         whole = pcm[offset : offset + piece]
         voiced = [detector.is_voiced(whole[i : i + FRAME_SAMPLES]) for i in range(0, piece, FRAME_SAMPLES)]
         heard = None
-        if track is not None:
-            began = time.thread_time()
-            track.extend(stream.feed(whole).result())
-            cpu += time.thread_time() - began
-            heard = track.heard(fed, len(voiced)) if segmenter.needs_heard(voiced) else None
-        fed += whole.size
+        if feed is not None:  # as the server's session does: the model's thread works while this one waits
+            began = time.process_time()
+            needed = segmenter.needs_heard(voiced)
+            first = feed.push(whole, now=needed)
+            heard = feed.heard(first, len(voiced)) if needed else None
+            cpu += time.process_time() - began
         for i in range(PIECE_FRAMES):
             at_s = (frame_index + 0.5) * FRAME_MS / 1000
             frame_index += 1
@@ -68,6 +71,7 @@ def run_gate(
             )
             if segment is not None:
                 closed += 1
+                segments.append(segment)
                 if any(a + 0.05 < segment.speech_end_s < b - 0.2 for a, b in spans):
                     cut += 1
                 for index, (_, end) in enumerate(spans):
@@ -77,7 +81,9 @@ def run_gate(
             elif segmenter.in_speech and previous and not segmenter.trailing_silence_ms:
                 broken.append((previous, any(a - 0.05 <= at_s <= b + 0.05 for a, b in spans)))
             previous = segmenter.trailing_silence_ms
-    return {"closed": closed, "broken": broken, "cut": cut, "delays": delays, "cpu_s": cpu}
+    if (last := segmenter.flush()) is not None:
+        segments.append(last)
+    return {"closed": closed, "broken": broken, "cut": cut, "delays": delays, "cpu_s": cpu, "segments": segments}
 
 
 def main() -> None:

@@ -201,6 +201,7 @@ class FakeSpeechStream(SpeechStream):
         self._voice = voice
         self.fail = fail
         self.fed = 0  # samples fed
+        self.calls = 0
         self._windows = 0
 
     @property
@@ -213,6 +214,7 @@ class FakeSpeechStream(SpeechStream):
             future.set_exception(RuntimeError("scripted stream failure"))
             return future
         self.fed += pcm.size
+        self.calls += 1
         complete = self.fed // 512
         future.set_result(np.array([self._voice(w * 512) for w in range(self._windows, complete)], dtype=np.float32))
         self._windows = complete

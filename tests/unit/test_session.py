@@ -11,7 +11,14 @@ import pytest
 from balto.adapters.pcm import PcmDecoder
 from balto.adapters.playbook import PlaybookRecommender
 from balto.app.routing import SmartRoutingTranscriber
-from balto.app.session import ChecklistEvent, CounterSession, PipelineDeps, RecommendationEvent, TranscriptEvent
+from balto.app.session import (
+    ChecklistEvent,
+    CounterSession,
+    PipelineDeps,
+    RecommendationEvent,
+    StreamFeed,
+    TranscriptEvent,
+)
 from balto.domain.audio import AudioFormat
 from balto.domain.interaction import IaStatus, Interaction, RecommendationResult, SttStatus
 from balto.domain.playbook import ChecklistItem, Playbook, PlaybookRule
@@ -701,7 +708,8 @@ async def test_noise_in_a_pause_keeps_the_early_hearing_and_closes_the_segment_o
 
     (row,), (plain_row,) = repo.rows, plain_repo.rows
     assert session.early_started == session.early_used == 1 and len(transcriber.calls) == 1
-    assert stream.fed == NOISE_IN_A_PAUSE.size // 480 * 480  # every whole frame went to the model, in order
+    # Every piece went to the model, in order, in calls of half a second or as soon as a verdict was wanted.
+    assert NOISE_IN_A_PAUSE.size - 8000 <= stream.fed <= NOISE_IN_A_PAUSE.size and stream.calls > 2
     # Without the gate the noise broke the pause: the hearing was thrown away, and the segment ran on.
     assert len(plain_transcriber.calls) == 2
     assert row.segmento_fim < plain_row.segmento_fim and row.segmento_fim < 1.5 + 0.21
@@ -718,7 +726,7 @@ async def test_a_voice_the_model_hears_in_a_pause_still_breaks_it():
 
 async def test_a_failing_speech_stream_leaves_the_pauses_to_the_vad(caplog):
     stream = FakeSpeechStream(noise_is_not_a_voice, fail=True)
-    session, repo, _, transcriber, _ = await heard_with(True, NOISE_IN_A_PAUSE, new_speech_stream=lambda: stream)
+    session, repo, _, _, _ = await heard_with(True, NOISE_IN_A_PAUSE, new_speech_stream=lambda: stream)
     (row,) = repo.rows  # the segment is heard as without the gate
     assert (session.early_started, session.early_used) == (2, 1) and row.segmento_fim > 1.5 + 0.21
     assert sum("pause gate failed" in r.getMessage() for r in caplog.records) == 1
@@ -726,10 +734,23 @@ async def test_a_failing_speech_stream_leaves_the_pauses_to_the_vad(caplog):
 
 async def test_the_pause_gate_is_off_at_zero_ms():
     stream = FakeSpeechStream(noise_is_not_a_voice)
-    session, repo, _, _, _ = await heard_with(
+    session, _, _, _, _ = await heard_with(
         True,
         NOISE_IN_A_PAUSE,
         new_speech_stream=lambda: stream,
         segmenter_config=SegmenterConfig(pause_gate_ms=0),
     )
     assert stream.fed == 0 and (session.early_started, session.early_used) == (2, 1)
+
+
+def test_the_stream_is_fed_in_half_second_calls_or_at_once_when_a_verdict_is_wanted():
+    stream = FakeSpeechStream(lambda first: 0.9 if first < 4096 else 0.0)
+    feed = StreamFeed(stream, threshold=0.5, batch_samples=8000)
+    piece = np.zeros(1440, dtype=np.int16)
+    assert [feed.push(piece) for _ in range(5)] == [0, 1440, 2880, 4320, 5760]
+    assert stream.calls == 0  # 7200 samples queued
+    feed.push(piece)
+    assert (stream.calls, stream.fed) == (1, 8640)
+    first = feed.push(np.zeros(480, dtype=np.int16), now=True)
+    assert (stream.calls, stream.fed, first) == (2, 9120, 8640)
+    assert feed.heard(0, 2) == [True, True] and feed.heard(first, 1) == [False]
