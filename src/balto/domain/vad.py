@@ -264,15 +264,14 @@ class SpeechTrack:
         self._windows += int(values.size)
 
     def heard(self, first_sample: int, frames: int) -> list[bool]:
+        if not self._windows:
+            return [True] * frames
         oldest = self._windows - len(self._recent)
         verdicts = []
         for index in range(frames):
             start = first_sample + index * FRAME_SAMPLES
             first = max(start // self.window_samples, oldest)
             last = min((start + FRAME_SAMPLES - 1) // self.window_samples, self._windows - 1)
-            if self._windows == 0:
-                verdicts.append(True)
-                continue
             if first > last:  # not complete yet (or too old to keep): the latest complete window
                 first = last = self._windows - 1
             verdicts.append(max(self._recent[w - oldest] for w in range(first, last + 1)) >= self.threshold)
