@@ -128,10 +128,12 @@ EARLY = SegmenterConfig(
 
 
 def feed(segmenter: Segmenter, pattern: str, start: int = 0) -> tuple[list, list]:
-    """Frames one by one; after each, what closed and what was offered early."""
+    """Frames one by one; after each, what closed and what was offered early. Besides `frames`' 's'
+    and '.', 'n' is noise: a frame the VAD hears as speech that the speech model does not."""
     closed, early = [], []
-    for i, (frame, voiced) in enumerate(frames(pattern), start):
-        if (seg := segmenter.push(frame, voiced, received_at=1000.0 + i * FRAME_MS / 1000)) is not None:
+    for i, ((frame, voiced), ch) in enumerate(zip(frames(pattern.replace("n", "s")), pattern, strict=True), start):
+        seg = segmenter.push(frame, voiced, received_at=1000.0 + i * FRAME_MS / 1000, heard=ch != "n")
+        if seg is not None:
             closed.append((i, seg))
         if (offer := segmenter.take_early()) is not None:
             early.append((i, offer))
@@ -213,21 +215,9 @@ def test_no_early_offer_when_off_or_for_a_click_that_will_be_dropped():
 # -- the pause gate: a speech model's verdict on a frame that would end a pause ---------------------
 
 
-def feed_heard(segmenter: Segmenter, pattern: str) -> tuple[list, list]:
-    """Like `feed`, with 'n' for noise: a frame the VAD hears as speech that the speech model does not."""
-    closed, early = [], []
-    for i, ((frame, voiced), ch) in enumerate(zip(frames(pattern.replace("n", "s")), pattern, strict=True)):
-        seg = segmenter.push(frame, voiced, received_at=1000.0 + i * FRAME_MS / 1000, heard=ch != "n")
-        if seg is not None:
-            closed.append((i, seg))
-        if (offer := segmenter.take_early()) is not None:
-            early.append((i, offer))
-    return closed, early
-
-
 def test_noise_in_a_pause_neither_keeps_the_segment_open_nor_breaks_the_early_offer():
     seg = Segmenter(config=EARLY)
-    closed, early = feed_heard(seg, "." * 10 + "s" * 20 + "." * 6 + "n" * 4 + "." * 20)
+    closed, early = feed(seg, "." * 10 + "s" * 20 + "." * 6 + "n" * 4 + "." * 20)
     ((closed_at, segment),) = closed
     ((_, offer),) = early
     assert closed_at == 29 + 15  # the hang-over counts the noise as silence: closed on time
@@ -237,7 +227,7 @@ def test_noise_in_a_pause_neither_keeps_the_segment_open_nor_breaks_the_early_of
 
 def test_without_the_gate_the_same_noise_keeps_the_segment_open_and_breaks_the_offer():
     seg = Segmenter(config=replace(EARLY, pause_gate_ms=0))
-    closed, early = feed_heard(seg, "." * 10 + "s" * 20 + "." * 6 + "n" * 4 + "." * 20)
+    closed, early = feed(seg, "." * 10 + "s" * 20 + "." * 6 + "n" * 4 + "." * 20)
     ((closed_at, segment),) = closed
     assert closed_at == 39 + 15  # 450 ms after the noise
     assert len(early) == 2 and early[0][1].end_s < segment.end_s == early[1][1].end_s
@@ -245,7 +235,7 @@ def test_without_the_gate_the_same_noise_keeps_the_segment_open_and_breaks_the_o
 
 def test_a_voice_the_model_hears_still_ends_the_pause():
     seg = Segmenter(config=EARLY)
-    closed, early = feed_heard(seg, "." * 10 + "s" * 10 + "." * 6 + "s" * 10 + "." * 20)
+    closed, early = feed(seg, "." * 10 + "s" * 10 + "." * 6 + "s" * 10 + "." * 20)
     ((_, segment),) = closed  # one segment: the speech after the pause belongs to it
     assert len(early) == 2 and early[1][1].end_s == segment.end_s
     assert segment.speech_frames == 20
@@ -254,7 +244,7 @@ def test_a_voice_the_model_hears_still_ends_the_pause():
 def test_the_model_is_not_asked_inside_a_short_gap():
     # 90 ms between words is under the gate's 120 ms: the VAD alone decides, even against the model
     seg = Segmenter(config=EARLY)
-    closed, _ = feed_heard(seg, "." * 10 + "s" * 10 + "..." + "n" * 10 + "." * 20)
+    closed, _ = feed(seg, "." * 10 + "s" * 10 + "..." + "n" * 10 + "." * 20)
     ((_, segment),) = closed
     assert segment.speech_frames == 20
 
