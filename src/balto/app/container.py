@@ -66,6 +66,8 @@ from balto.ports.system import Clock
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+    from balto.adapters.silero_gate import SileroSpeechGate
+
 log = logging.getLogger(__name__)
 
 
@@ -424,10 +426,10 @@ def _connection_speakers(identification: SpeakerIdentification | None) -> Any:
     return None if identification is None else identification.for_connection
 
 
-def _speech_streams(gate: Any) -> Any:
+def _speech_streams(gate: SileroSpeechGate | None) -> Any:
     """One Silero stream per connection for the segmenter's pauses, on the speech gate's model and
     thread; None when the gate is off (VAD_PAUSE_GATE_MS needs SPEECH_GATE=silero)."""
-    return getattr(gate, "stream", None)
+    return None if gate is None else gate.stream
 
 
 class Container(containers.DeclarativeContainer):

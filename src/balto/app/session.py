@@ -239,12 +239,8 @@ class CounterSession:
         self._decoder = deps.new_decoder(audio_format)
         self._detector = deps.new_detector()
         self._segmenter = Segmenter(policy=policy, config=deps.segmenter_config)
-        pause_gate = deps.new_speech_stream is not None and deps.segmenter_config.pause_gate_ms > 0
-        self._stream_feed = (
-            StreamFeed(deps.new_speech_stream(), deps.pause_gate_threshold)
-            if pause_gate and deps.new_speech_stream
-            else None
-        )
+        new_stream = deps.new_speech_stream if deps.segmenter_config.pause_gate_ms else None
+        self._stream_feed = StreamFeed(new_stream(), deps.pause_gate_threshold) if new_stream is not None else None
         self._speakers = deps.new_speaker_identifier() if deps.new_speaker_identifier is not None else None
         self._buffer = ConversationBuffer(created_at=deps.clock.now())
         self._segments: asyncio.Queue[_ClosedSegment | None] = asyncio.Queue(deps.segment_queue_size)
