@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from balto.adapters.silero_gate import load_silero_gate
-from balto.domain.vad import SpeechGatePolicy
+from balto.domain.vad import SpeechGatePolicy, SpeechTrack
 from tests.support.audio import FIXTURES, fixture_manifest, read_wav
 
 
@@ -77,6 +77,16 @@ def test_in_a_stream_a_noise_burst_in_a_pause_scores_far_below_the_voice_after_i
     window = lambda seconds: int(seconds * 16_000) // 512  # noqa: E731
     assert probabilities[window(5.45) : window(5.85) + 1].max() < 0.1
     assert probabilities[window(6.48) : window(6.9)].max() > 0.9
+
+
+def test_the_segment_gate_on_a_streams_windows_passes_each_spoken_utterance(gate):
+    pcm = read_wav(FIXTURES / "balcao_pt.wav")
+    track = SpeechTrack(512, threshold=0.05, keep=pcm.size // 512 + 1)
+    track.extend(gate.stream().feed(pcm).result())
+    policy = SpeechGatePolicy()
+    for utterance in fixture_manifest()["balcao_pt.wav"]["utterances"]:
+        probabilities = track.probabilities(int(utterance["start_s"] * 16_000), int(utterance["end_s"] * 16_000))
+        assert probabilities is not None and policy.passes(probabilities, gate.frame_ms), utterance
 
 
 async def test_a_stream_runs_on_the_gates_thread(gate):

@@ -1,6 +1,7 @@
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from balto.domain.vad import (
     FRAME_MS,
@@ -280,3 +281,22 @@ def test_a_speech_track_keeps_only_recent_windows():
     track = SpeechTrack(window_samples=512, threshold=0.5, keep=2)
     track.extend(np.array([0.9, 0.9, 0.1, 0.1]))
     assert track.heard(0, 1) == [False]  # windows 0 and 1 were let go: the oldest kept stands in
+
+
+def test_a_speech_track_hands_back_the_probabilities_over_a_span():
+    track = SpeechTrack(window_samples=512, threshold=0.5, keep=4)
+    assert track.probabilities(0, 512) is None  # nothing complete yet
+    track.extend(np.array([0.1, 0.2, 0.3]))
+    assert track.probabilities(0, 512).tolist() == pytest.approx([0.1])
+    assert track.probabilities(500, 1100).tolist() == pytest.approx([0.1, 0.2, 0.3])
+    assert track.probabilities(1024, 4000).tolist() == pytest.approx([0.3])  # the complete windows only
+    assert track.probabilities(2000, 2100) is None  # window 3 is not complete
+    track.extend(np.array([0.4, 0.5, 0.6]))  # wraps the ring: windows 2-5 are kept
+    assert track.probabilities(1024, 3072).tolist() == pytest.approx([0.3, 0.4, 0.5, 0.6])
+    assert track.probabilities(1000, 2000) is None  # window 1 was let go
+    assert track.heard(2560, 1) == [True] and track.heard(1536, 1) == [False]
+    track.extend(np.arange(10) / 10)  # more than it keeps, in one call: the last four
+    assert track.windows == 16
+    assert track.probabilities(12 * 512, 16 * 512).tolist() == pytest.approx([0.6, 0.7, 0.8, 0.9])
+    with pytest.raises(ValueError):
+        SpeechTrack(window_samples=512, threshold=0.5, keep=0)

@@ -530,6 +530,29 @@ async def test_a_failing_speech_gate_lets_every_segment_through():
     assert [r.transcricao for r in repo.rows] == ["um", "dois"]
 
 
+async def test_the_speech_gate_reads_the_pause_gates_stream_when_it_runs():
+    gate = FakeSpeechGate([True, True])  # would pass both: it is not asked
+    speech = FakeSpeechStream(lambda first: 0.0 if first < 2 * 16_000 else 0.9)  # the first sound is not a voice
+    transcriber = FakeTranscriber(["você tem algum remédio"])
+    session, repo, _, clock = make([], transcriber=transcriber, speech_gate=gate, new_speech_stream=lambda: speech)
+    await stream(session, TWO_UTTERANCES, clock=clock)
+
+    noise, voice = repo.rows
+    assert gate.calls == 0 and len(transcriber.calls) == 1
+    assert noise.transcricao == "" and noise.stt_status is SttStatus.EMPTY and noise.stt_provider == "fake-gate"
+    assert voice.transcricao == "você tem algum remédio"
+    # The second segment's last windows were in the queued half second: they went to the model at once.
+    assert speech.fed >= round(voice.segmento_fim * 16_000) - 512
+
+
+async def test_without_the_stream_the_speech_gate_runs_on_each_segment():
+    gate = FakeSpeechGate([False, True])
+    failing = FakeSpeechStream(lambda _: 0.9, fail=True)
+    session, repo, _events, clock = make(["dois"], speech_gate=gate, new_speech_stream=lambda: failing)
+    await stream(session, TWO_UTTERANCES, clock=clock)
+    assert gate.calls == 2 and [r.transcricao for r in repo.rows] == ["", "dois"]
+
+
 # -- early start: a segment heard during the VAD's hang-over ------------------------------------------------
 
 
@@ -754,3 +777,17 @@ def test_the_stream_is_fed_in_half_second_calls_or_at_once_when_a_verdict_is_wan
     first = feed.push(np.zeros(480, dtype=np.int16), now=True)
     assert (stream.calls, stream.fed, first) == (2, 9120, 8640)
     assert feed.heard(0, 2) == [True, True] and feed.heard(first, 1) == [False]
+
+
+async def test_the_stream_hands_the_segment_gate_a_spans_probabilities_feeding_what_it_needs():
+    stream = FakeSpeechStream(lambda first: 0.9 if first < 1024 else 0.1)
+    feed = StreamFeed(stream, threshold=0.5, batch_samples=8000)
+    feed.push(np.zeros(1440, dtype=np.int16))
+    assert stream.calls == 0
+    assert (await feed.probabilities(0, 1000)).tolist() == pytest.approx([0.9, 0.9])  # fed now: windows 0 and 1
+    assert stream.calls == 1
+    feed.push(np.zeros(1440, dtype=np.int16))
+    assert (await feed.probabilities(0, 1000)).tolist() == pytest.approx([0.9, 0.9])  # kept: nothing fed
+    assert stream.calls == 1
+    assert (await feed.probabilities(1024, 2880)).tolist() == pytest.approx([0.1, 0.1, 0.1])  # window 5 is not complete
+    assert stream.calls == 2

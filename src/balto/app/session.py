@@ -155,11 +155,8 @@ class StreamFeed:
         self._unfed.append(pcm)
         self._unfed_samples += pcm.size
         if now or self._unfed_samples >= self._batch_samples:
-            batch = self._unfed[0] if len(self._unfed) == 1 else np.concatenate(self._unfed)
-            self._unfed, self._unfed_samples = [], 0
-            self._pending.append(self._stream.feed(batch))
-        while self._pending and self._pending[0].done():
-            self._track.extend(self._pending.popleft().result())
+            self._feed()
+        self._read(wait=False)
         return first
 
     def pending(self) -> list[Future[np.ndarray]]:
@@ -169,9 +166,28 @@ class StreamFeed:
     def heard(self, first_sample: int, frames: int) -> list[bool]:
         """The model's verdict on `frames` frames from `first_sample` (`SpeechTrack.heard`), once every
         call made so far has answered (it waits for them)."""
-        while self._pending:
-            self._track.extend(self._pending.popleft().result())
+        self._read(wait=True)
         return self._track.heard(first_sample, frames)
+
+    async def probabilities(self, first_sample: int, end_sample: int) -> np.ndarray | None:
+        """The model's probabilities for the windows over samples [first_sample, end_sample) of the
+        stream, pushed already: the audio still queued goes to the model now if the span reaches
+        it, and this waits for the calls made so far. None when the span is no longer kept."""
+        if self._unfed_samples and end_sample > self.samples - self._unfed_samples:
+            self._feed()
+        if self._pending:
+            await asyncio.wrap_future(self._pending[-1])  # one thread, in order: the earlier calls are done
+        self._read(wait=False)
+        return self._track.probabilities(first_sample, end_sample)
+
+    def _feed(self) -> None:
+        batch = self._unfed[0] if len(self._unfed) == 1 else np.concatenate(self._unfed)
+        self._unfed, self._unfed_samples = [], 0
+        self._pending.append(self._stream.feed(batch))
+
+    def _read(self, wait: bool) -> None:
+        while self._pending and (wait or self._pending[0].done()):
+            self._track.extend(self._pending.popleft().result())
 
 
 @dataclass
@@ -369,9 +385,15 @@ class CounterSession:
                 await asyncio.wrap_future(pending)
             return feed.heard(first, len(voiced))
         except Exception:
+            self._stream_failed()
+            return None
+
+    def _stream_failed(self) -> None:
+        """The speech stream failed (its verdicts from here on would be out of step): the VAD alone
+        judges this connection's pauses from now on, and the speech gate runs on each segment."""
+        if self._stream_feed is not None:
             log.exception("pause gate failed on %s; the VAD alone judges its pauses from now on", self.conexao_id)
             self._stream_feed = None
-            return None
 
     # -- early start: hearing a segment during the hang-over ---------------------------------------
 
@@ -407,7 +429,7 @@ class CounterSession:
             return
         offer, self._offer = self._offer, None
         voice_go = asyncio.Event() if self._speakers is not None and self._deps.voice_timing is not None else None
-        task = asyncio.create_task(self._hear(offer.pcm, voice_go), name=f"early-{self.conexao_id}")
+        task = asyncio.create_task(self._hear(offer.pcm, offer.first_sample, voice_go), name=f"early-{self.conexao_id}")
         self._early = _Early((offer.start_s, offer.end_s), task, voice_go)
         self.early_started += 1
         if timing is not None:
@@ -485,7 +507,7 @@ class CounterSession:
         )
         self._interaction_uuids.add(interaction.uuid)
         # Heard early (ts_trans_req then precedes ts_segment_closed), or now.
-        heard = await item.heard if item.heard is not None else await self._hear(segment.pcm)
+        heard = await item.heard if item.heard is not None else await self._hear(segment.pcm, segment.first_sample)
         interaction.ts_trans_req = heard.requested_at
         interaction.ts_trans_resp = heard.answered_at
         if heard.gate is not None:
@@ -545,13 +567,13 @@ class CounterSession:
             interaction.checklist = self._checklist_snapshot(self._conversation)
         await self._store(interaction)
 
-    async def _hear(self, pcm: np.ndarray, voice_go: asyncio.Event | None = None) -> _Heard:
+    async def _hear(self, pcm: np.ndarray, first_sample: int, voice_go: asyncio.Event | None = None) -> _Heard:
         """The speech gate, then the transcription beside the speaker's voice (once `voice_go` is set,
         when given): everything the models say about this audio. Failures are recorded in what comes
         back, never raised."""
         clock = self._deps.clock
         heard = _Heard(requested_at=clock.now())
-        silent = await self._gate_says_silent(pcm)
+        silent = await self._gate_says_silent(pcm, first_sample)
         if silent is not None:
             heard.gate, heard.answered_at = silent, clock.now()
             return heard
@@ -570,15 +592,19 @@ class CounterSession:
                 listening.cancel()  # this hearing was dropped (speech came back, or shutdown)
         return heard
 
-    async def _gate_says_silent(self, pcm: np.ndarray) -> Transcript | None:
+    async def _gate_says_silent(self, pcm: np.ndarray, first_sample: int) -> Transcript | None:
         """None when the segment may hold speech; else what a provider that heard nothing would say
-        (stt_provider = the gate, stt_status "vazia"). A failing gate lets the segment through."""
+        (stt_provider = the gate, stt_status "vazia"). The gate reads its model's verdicts on the
+        segment from the pause gate's stream when that runs (the same model, which has heard the
+        room), else runs the model on the segment alone. A failing gate lets the segment through."""
         gate = self._deps.speech_gate
         if gate is None:
             return None
         started = self._deps.clock.now()
         try:
-            probabilities = await gate.speech_probabilities(pcm)
+            probabilities = await self._streamed_probabilities(first_sample, first_sample + pcm.size)
+            if probabilities is None:
+                probabilities = await gate.speech_probabilities(pcm)
         except Exception:
             log.exception("speech gate %s failed on %s; transcribing the segment anyway", gate.name, self.conexao_id)
             return None
@@ -586,6 +612,16 @@ class CounterSession:
             return None
         latency_ms = round((self._deps.clock.now() - started) * 1000, 1)
         return Transcript("", provider=gate.name, latency_ms=latency_ms)
+
+    async def _streamed_probabilities(self, first_sample: int, end_sample: int) -> np.ndarray | None:
+        feed = self._stream_feed
+        if feed is None:
+            return None
+        try:
+            return await feed.probabilities(first_sample, end_sample)
+        except Exception:
+            self._stream_failed()
+            return None
 
     async def _clean(self, pcm: np.ndarray) -> np.ndarray:
         if self._deps.cleaner is None:

@@ -244,29 +244,42 @@ class SpeechTrack:
     takes the probabilities of the windows completed since the last call; `heard` says, for
     consecutive frames from sample `first_sample` of the stream, whether a window that overlaps the
     frame reaches `threshold`. A frame whose windows are not complete yet is judged by the latest
-    complete window; with none at all, it is heard (the VAD is trusted without evidence)."""
+    complete window; with none at all, it is heard (the VAD is trusted without evidence).
+    `probabilities` hands back the windows over a span, for the segment gate. The last `keep`
+    windows are kept (the default, 60 s at 32 ms windows, outlasts the longest segment and its wait
+    in the queue)."""
 
-    def __init__(self, window_samples: int, threshold: float, keep: int = 256) -> None:
+    def __init__(self, window_samples: int, threshold: float, keep: int = 1875) -> None:
         if window_samples <= 0:
             raise ValueError(f"window_samples must be positive, got {window_samples}")
+        if keep <= 0:
+            raise ValueError(f"keep must be positive, got {keep}")
         self.window_samples = window_samples
         self.threshold = threshold
-        self._recent: deque[float] = deque(maxlen=keep)
+        self._ring = np.zeros(keep, dtype=np.float32)  # window w lies at w % keep
         self._windows = 0  # windows seen since the stream began
 
     @property
     def windows(self) -> int:
         return self._windows
 
+    @property
+    def _oldest(self) -> int:
+        return max(0, self._windows - self._ring.size)
+
     def extend(self, probabilities: np.ndarray) -> None:
-        values = np.asarray(probabilities, dtype=np.float64).reshape(-1)
-        self._recent.extend(values.tolist())
-        self._windows += int(values.size)
+        values = np.asarray(probabilities, dtype=np.float32).reshape(-1)[-self._ring.size :]
+        skipped = np.asarray(probabilities).size - values.size
+        first = (self._windows + skipped) % self._ring.size
+        head = min(values.size, self._ring.size - first)
+        self._ring[first : first + head] = values[:head]
+        self._ring[: values.size - head] = values[head:]
+        self._windows += skipped + int(values.size)
 
     def heard(self, first_sample: int, frames: int) -> list[bool]:
         if not self._windows:
             return [True] * frames
-        oldest = self._windows - len(self._recent)
+        oldest, ring, keep = self._oldest, self._ring, self._ring.size
         verdicts = []
         for index in range(frames):
             start = first_sample + index * FRAME_SAMPLES
@@ -274,8 +287,17 @@ class SpeechTrack:
             last = min((start + FRAME_SAMPLES - 1) // self.window_samples, self._windows - 1)
             if first > last:  # not complete yet (or too old to keep): the latest complete window
                 first = last = self._windows - 1
-            verdicts.append(max(self._recent[w - oldest] for w in range(first, last + 1)) >= self.threshold)
+            verdicts.append(any(ring[w % keep] >= self.threshold for w in range(first, last + 1)))
         return verdicts
+
+    def probabilities(self, first_sample: int, end_sample: int) -> np.ndarray | None:
+        """The probabilities of the complete windows that overlap samples [first_sample, end_sample),
+        in order; None when the first of them is no longer kept or none is complete yet."""
+        first = first_sample // self.window_samples
+        last = min((end_sample - 1) // self.window_samples, self._windows - 1)
+        if first < self._oldest or last < first:
+            return None
+        return self._ring[np.arange(first, last + 1) % self._ring.size].copy()
 
 
 @dataclass
@@ -301,6 +323,11 @@ class SpeechSegment:
     @property
     def duration_s(self) -> float:
         return self.end_s - self.start_s
+
+    @property
+    def first_sample(self) -> int:
+        """Where `pcm` starts in the stream, in samples."""
+        return round(self.start_s * SAMPLE_RATE)
 
     @property
     def rms(self) -> float:
