@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from concurrent.futures import Future
 
 import numpy as np
 import pytest
@@ -791,3 +792,31 @@ async def test_the_stream_hands_the_segment_gate_a_spans_probabilities_feeding_w
     assert stream.calls == 1
     assert (await feed.probabilities(1024, 2880)).tolist() == pytest.approx([0.1, 0.1, 0.1])  # window 5 is not complete
     assert stream.calls == 2
+
+
+class UnansweredStream:
+    """A speech stream whose calls wait until the test answers them."""
+
+    window_samples = 512
+
+    def __init__(self) -> None:
+        self.calls: list[Future[np.ndarray]] = []
+
+    def feed(self, pcm: np.ndarray) -> Future[np.ndarray]:
+        self.calls.append(Future())
+        return self.calls[-1]
+
+
+async def test_an_early_hearing_dropped_while_it_waits_for_the_stream_leaves_the_stream_whole():
+    stream = UnansweredStream()
+    feed = StreamFeed(stream, threshold=0.5)
+    feed.push(np.zeros(1024, dtype=np.int16))
+    reader = asyncio.create_task(feed.probabilities(0, 1024))  # the segment gate of an early hearing
+    await asyncio.sleep(0)
+    reader.cancel()  # speech came back: the hearing is dropped
+    with pytest.raises(asyncio.CancelledError):
+        await reader
+    (call,) = stream.calls
+    assert not call.cancelled()  # the model still hears that audio, so the stream has no gap
+    call.set_result(np.array([0.9, 0.1], dtype=np.float32))
+    assert feed.heard(0, 2) == [True, True] and feed.heard(960, 1) == [False]

@@ -176,7 +176,10 @@ class StreamFeed:
         if self._unfed_samples and end_sample > self.samples - self._unfed_samples:
             self._feed()
         if self._pending:
-            await asyncio.wrap_future(self._pending[-1])  # one thread, in order: the earlier calls are done
+            # One thread, in order: once this call is done, so are the earlier ones. Shielded: the
+            # caller (an early hearing) may be cancelled while it waits, and a call cancelled before
+            # it ran would leave a gap in the stream.
+            await asyncio.shield(asyncio.wrap_future(self._pending[-1]))
         self._read(wait=False)
         return self._track.probabilities(first_sample, end_sample)
 
