@@ -159,10 +159,6 @@ class StreamFeed:
         self._read(wait=False)
         return first
 
-    def pending(self) -> list[Future[np.ndarray]]:
-        """The model's calls not read yet: wait for them before `heard` to read it without blocking."""
-        return list(self._pending)
-
     def heard(self, first_sample: int, frames: int) -> list[bool]:
         """The model's verdict on `frames` frames from `first_sample` (`SpeechTrack.heard`), once every
         call made so far has answered (it waits for them)."""
@@ -175,13 +171,17 @@ class StreamFeed:
         it, and this waits for the calls made so far. None when the span is no longer kept."""
         if self._unfed_samples and end_sample > self.samples - self._unfed_samples:
             self._feed()
+        await self.settle()
+        return self._track.probabilities(first_sample, end_sample)
+
+    async def settle(self) -> None:
+        """Waits for the model's calls made so far and reads their verdicts (then `heard` does not
+        block). One thread, in order: once the last call is done, so are the earlier ones. Shielded:
+        the caller (an early hearing) may be cancelled while it waits, and a call cancelled before it
+        ran would leave a gap in the stream."""
         if self._pending:
-            # One thread, in order: once this call is done, so are the earlier ones. Shielded: the
-            # caller (an early hearing) may be cancelled while it waits, and a call cancelled before
-            # it ran would leave a gap in the stream.
             await asyncio.shield(asyncio.wrap_future(self._pending[-1]))
         self._read(wait=False)
-        return self._track.probabilities(first_sample, end_sample)
 
     def _feed(self) -> None:
         batch = self._unfed[0] if len(self._unfed) == 1 else np.concatenate(self._unfed)
@@ -384,8 +384,7 @@ class CounterSession:
             first = feed.push(pcm, now=needed)
             if not needed:
                 return None
-            for pending in feed.pending():
-                await asyncio.wrap_future(pending)
+            await feed.settle()
             return feed.heard(first, len(voiced))
         except Exception:
             self._stream_failed()

@@ -268,8 +268,9 @@ class SpeechTrack:
         return max(0, self._windows - self._ring.size)
 
     def extend(self, probabilities: np.ndarray) -> None:
-        values = np.asarray(probabilities, dtype=np.float32).reshape(-1)[-self._ring.size :]
-        skipped = np.asarray(probabilities).size - values.size
+        values = np.asarray(probabilities, dtype=np.float32).reshape(-1)
+        skipped = max(0, values.size - self._ring.size)  # more than it keeps: only the last are kept
+        values = values[skipped:]
         first = (self._windows + skipped) % self._ring.size
         head = min(values.size, self._ring.size - first)
         self._ring[first : first + head] = values[:head]
