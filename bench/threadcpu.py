@@ -1,6 +1,6 @@
 """Where a running server's CPU goes, by thread: cores each thread name took over a window.
 
-    .venv/bin/python -m bench.threadcpu [--pid PID] [--wait 45] [--window 90]
+    .venv/bin/python -m bench.threadcpu [--pid PID] [--wait 45] [--window 90] [--trace FILE [--every 1]]
 
 Run it beside `bench.server` (or a real load): after `--wait` seconds it reads every thread's CPU time
 from /proc, again `--window` seconds later, and prints the cores each took, by the name the server
@@ -10,11 +10,19 @@ with the server's ffmpeg children, the load generator (`bench.server`) and Postg
 Beside each, the minor page faults it took a second (pages the kernel had to map, and zero, for it):
 a thread that frees its buffers back to the kernel and maps them again for the next segment shows
 hundreds. Linux only; it reads /proc and nothing else, so it costs the machine nothing it measures.
+
+`--trace FILE` also writes one JSON line every `--every` seconds of the window: the cores each part
+took in that slice, and what the whole VM's cores did in it (`/proc/stat`: busy, idle, waiting on
+I/O, and stolen by the hypervisor). A stretch where every decode slows down reads there as one of
+two things: the VM losing its cores (`steal` up, the server's threads down) or the server's threads
+waiting on each other (`idle` up, `steal` not). Each slice reads every thread's stat once, a few
+milliseconds of one core a second with 24 counters' ffmpeg children.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from collections import Counter
@@ -79,23 +87,83 @@ def thread_times(server: int) -> dict[tuple[int, int], tuple[str, float, int]]:
     return times
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pid", type=int, help="the server's pid (default: the running `balto serve`)")
-    parser.add_argument("--wait", type=float, default=0.0, help="seconds before the window opens")
-    parser.add_argument("--window", type=float, default=60.0, help="seconds measured")
-    args = parser.parse_args()
-    time.sleep(args.wait)
-    server = args.pid or server_pid()
-    before, started = thread_times(server), time.monotonic()
-    time.sleep(args.window)
-    after, elapsed = thread_times(server), time.monotonic() - started
+Times = dict[tuple[int, int], tuple[str, float, int]]
+
+# the fields of /proc/stat's first line, in order, that the trace reports (the rest are folded into busy)
+MACHINE_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+def machine_times() -> dict[str, float]:
+    """Seconds the whole VM's cores spent so far in each state of `MACHINE_FIELDS`."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    return {name: int(value) / TICKS for name, value in zip(MACHINE_FIELDS, fields, strict=False)}
+
+
+def cores_between(before: Times, after: Times, elapsed: float) -> tuple[Counter[str], Counter[str]]:
+    """Cores each label took between two readings, and the minor page faults it took a second."""
     cores: Counter[str] = Counter()
     faults: Counter[str] = Counter()
     for key, (label, spent, faulted) in after.items():
         _, spent_before, faulted_before = before.get(key, (label, 0.0, 0))  # a thread born inside: all of it
         cores[label] += (spent - spent_before) / elapsed
         faults[label] += (faulted - faulted_before) / elapsed
+    return cores, faults
+
+
+def machine_between(before: dict[str, float], after: dict[str, float], elapsed: float) -> dict[str, float]:
+    """Cores of the whole VM busy, idle, waiting on I/O and stolen between two readings of /proc/stat."""
+    spent = {name: (after[name] - before.get(name, 0.0)) / elapsed for name in after}
+    busy = sum(value for name, value in spent.items() if name not in ("idle", "iowait", "steal"))
+    return {
+        "busy": round(busy, 3),
+        "idle": round(spent.get("idle", 0.0), 3),
+        "iowait": round(spent.get("iowait", 0.0), 3),
+        "steal": round(spent.get("steal", 0.0), 3),
+    }
+
+
+def trace_line(
+    at: float,
+    before: Times,
+    after: Times,
+    machine_before: dict[str, float],
+    machine_after: dict[str, float],
+    elapsed: float,
+) -> str:
+    """One slice of `--trace`: seconds into the window, each label's cores (those above 0.001), the VM's."""
+    cores, _ = cores_between(before, after, elapsed)
+    parts = {label: round(value, 3) for label, value in cores.most_common() if value >= 0.001}
+    return json.dumps(
+        {"t": round(at, 1), "cores": parts, "machine": machine_between(machine_before, machine_after, elapsed)}
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pid", type=int, help="the server's pid (default: the running `balto serve`)")
+    parser.add_argument("--wait", type=float, default=0.0, help="seconds before the window opens")
+    parser.add_argument("--window", type=float, default=60.0, help="seconds measured")
+    parser.add_argument(
+        "--trace", type=Path, help="also write each slice of the window to this file, one JSON line each"
+    )
+    parser.add_argument("--every", type=float, default=1.0, help="seconds per slice of --trace")
+    args = parser.parse_args()
+    time.sleep(args.wait)
+    server = args.pid or server_pid()
+    before, started = thread_times(server), time.monotonic()
+    if args.trace is None:
+        time.sleep(args.window)
+    else:
+        with args.trace.open("w") as trace:
+            previous, machine, at = before, machine_times(), started
+            while (now := time.monotonic()) - started < args.window:
+                time.sleep(min(args.every, args.window - (now - started)))
+                current, current_machine, now = thread_times(server), machine_times(), time.monotonic()
+                trace.write(trace_line(now - started, previous, current, machine, current_machine, now - at) + "\n")
+                trace.flush()
+                previous, machine, at = current, current_machine, now
+    after, elapsed = thread_times(server), time.monotonic() - started
+    cores, faults = cores_between(before, after, elapsed)
     print(f"cores over {elapsed:.0f} s, server pid {server} (and minor page faults a second)")
     for label, value in cores.most_common():
         if value >= 0.001:

@@ -1,0 +1,38 @@
+"""bench.threadcpu's arithmetic: cores by label between two readings, and the trace's slice of the VM."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from bench.threadcpu import MACHINE_FIELDS, cores_between, machine_between, trace_line
+
+
+def test_cores_are_summed_by_label_and_a_thread_born_inside_counts_whole():
+    before = {(1, 1): ("server: whisper_0", 10.0, 100), (1, 2): ("server: python", 4.0, 0)}
+    after = {
+        (1, 1): ("server: whisper_0", 15.0, 150),
+        (1, 2): ("server: python", 5.0, 0),
+        (1, 3): ("server: whisper_0", 2.0, 50),  # born inside the window
+    }
+    cores, faults = cores_between(before, after, elapsed=10.0)
+    assert cores["server: whisper_0"] == pytest.approx(0.7)
+    assert cores["server: python"] == pytest.approx(0.1)
+    assert faults["server: whisper_0"] == pytest.approx(10.0)
+
+
+def test_the_vm_slice_tells_stolen_cores_from_idle_ones():
+    # user, nice, system, idle, iowait, irq, softirq, steal
+    before = dict(zip(MACHINE_FIELDS, (100.0, 0.0, 20.0, 50.0, 1.0, 0.0, 1.0, 0.0), strict=True))
+    after = dict(zip(MACHINE_FIELDS, (100.5, 0.0, 20.2, 50.1, 1.0, 0.0, 1.1, 1.2), strict=True))
+    machine = machine_between(before, after, elapsed=1.0)
+    assert machine == {"busy": 0.8, "idle": 0.1, "iowait": 0.0, "steal": 1.2}
+
+
+def test_a_trace_line_is_one_json_object_with_the_slice_time():
+    before = {(1, 1): ("server: whisper_0", 1.0, 0)}
+    after = {(1, 1): ("server: whisper_0", 1.9, 0), (2, 2): ("ffmpeg children", 0.0005, 0)}
+    line = json.loads(trace_line(3.04, before, after, {"idle": 0.0}, {"idle": 1.0}, elapsed=1.0))
+    assert line["t"] == 3.0
+    assert line["cores"] == {"server: whisper_0": 0.9}  # below a thousandth of a core: left out
+    assert line["machine"]["idle"] == 1.0
