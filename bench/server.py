@@ -513,6 +513,24 @@ def early_starts(before: dict[str, float], after: dict[str, float]) -> dict[str,
     )
 
 
+# The speech gate's rows carry its name as their STT provider (SileroSpeechGate.name).
+SPEECH_GATE_PROVIDER = "silero"
+
+
+def segments_heard(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:
+    """Segments the server finished in this level, and those its speech gate judged noise, so that
+    Whisper never heard them (their rows name the gate as the STT provider): what the gate saves
+    Whisper, counted rather than inferred."""
+    counts = _deltas(before, after, processed="balto_segments_total")
+    gate = 'provider="' + SPEECH_GATE_PROVIDER + '"'
+    counts["dropped_by_speech_gate"] = sum(
+        int(value - before.get(name, 0.0))
+        for name, value in after.items()
+        if name.startswith("balto_stt_latency_seconds_count{") and gate in name
+    )
+    return counts
+
+
 def whisper_batches(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:
     """Whisper calls in this level that decoded segments of several counters together (STT_BATCH)."""
     return _deltas(before, after, calls="balto_stt_batches_total", segments="balto_stt_batched_segments_total")
@@ -576,6 +594,7 @@ async def run_level(server: Server, counters: list[Counter], sample_pss: bool = 
     metrics_after = scrape(server)
     result["early_starts"] = early_starts(metrics_before, metrics_after)
     result["whisper_batches"] = whisper_batches(metrics_before, metrics_after)
+    result["segments"] = segments_heard(metrics_before, metrics_after)
     first = counters[0]
     result["first_counter"] = {  # what one counter heard, for auditing the figures by hand
         "script": [
@@ -753,7 +772,8 @@ def main() -> None:
                     f"transcribed {level['transcribed_fraction']}  CPU-s/audio-s {level['server_cpu_s_per_audio_s']}  "
                     f"PSS {level['server_peak_pss_mb']} MB (RSS {level['server_peak_rss_mb']})  "
                     f"live WER {level['live_wer']}  "
-                    f"failed {level['failed_counters']}  early starts {level['early_starts']}  "
+                    f"failed {level['failed_counters']}  segments {level['segments']}  "
+                    f"early starts {level['early_starts']}  "
                     f"batched {level['whisper_batches']}",
                     flush=True,
                 )

@@ -1,8 +1,9 @@
-"""The benchmark's loop report counts every watchdog stall, though it quotes only the first ten."""
+"""The benchmark's report: every watchdog stall counted, though only the first ten quoted; the segments
+the speech gate dropped counted from its rows."""
 
 from __future__ import annotations
 
-from bench.server import slow_callbacks
+from bench.server import segments_heard, slow_callbacks
 
 
 def test_every_watchdog_stall_is_counted_and_the_first_ten_quoted():
@@ -17,3 +18,18 @@ def test_every_watchdog_stall_is_counted_and_the_first_ten_quoted():
     assert len(report["watchdog_blocked"]) == 10
     assert report["watchdog_blocked"][0].startswith("20 ms at File")
     assert report["woken_late"] == {"count": 1, "max_ms": 30}
+
+
+def test_segments_dropped_by_the_speech_gate_are_counted_from_its_rows_latency():
+    before = {
+        "balto_segments_total": 10.0,
+        'balto_stt_latency_seconds_count{provider="silero",status="vazia"}': 2.0,
+        'balto_stt_latency_seconds_count{provider="whisper",status="ok"}': 8.0,
+    }
+    after = {
+        "balto_segments_total": 25.0,
+        'balto_stt_latency_seconds_count{provider="silero",status="vazia"}': 5.0,
+        'balto_stt_latency_seconds_count{provider="whisper",status="ok"}': 20.0,
+    }
+    assert segments_heard(before, after) == {"processed": 15, "dropped_by_speech_gate": 3}
+    assert segments_heard({}, {}) == {"processed": 0, "dropped_by_speech_gate": 0}
