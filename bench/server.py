@@ -513,16 +513,14 @@ def early_starts(before: dict[str, float], after: dict[str, float]) -> dict[str,
     )
 
 
-# The speech gate's rows carry its name as their STT provider (SileroSpeechGate.name).
-SPEECH_GATE_PROVIDER = "silero"
-
-
 def segments_heard(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:
     """Segments the server finished in this level, and those its speech gate judged noise, so that
     Whisper never heard them (their rows name the gate as the STT provider): what the gate saves
     Whisper, counted rather than inferred."""
+    from balto.adapters.silero_gate import NAME
+
     counts = _deltas(before, after, processed="balto_segments_total")
-    gate = 'provider="' + SPEECH_GATE_PROVIDER + '"'
+    gate = f'provider="{NAME}"'
     counts["dropped_by_speech_gate"] = sum(
         int(value - before.get(name, 0.0))
         for name, value in after.items()

@@ -30,6 +30,9 @@ from pathlib import Path
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
+# (pid, tid) -> (label, CPU seconds so far, minor faults so far)
+Times = dict[tuple[int, int], tuple[str, float, int]]
+
 
 def command_lines() -> dict[int, str]:
     lines = {}
@@ -62,7 +65,7 @@ def part_of(pid: int, line: str, server: int) -> str | None:
     return None
 
 
-def thread_times(server: int) -> dict[tuple[int, int], tuple[str, float, int]]:
+def thread_times(server: int) -> Times:
     """(pid, tid) -> (label, CPU seconds so far, minor faults so far) for the server's threads and
     the other parts."""
     times = {}
@@ -86,8 +89,6 @@ def thread_times(server: int) -> dict[tuple[int, int], tuple[str, float, int]]:
             times[(pid, tid)] = (label, (int(fields[11]) + int(fields[12])) / TICKS, int(fields[7]))
     return times
 
-
-Times = dict[tuple[int, int], tuple[str, float, int]]
 
 # the fields of /proc/stat's first line, in order, that the trace reports (the rest are folded into busy)
 MACHINE_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")

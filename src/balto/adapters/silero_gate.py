@@ -20,6 +20,7 @@ from balto.ports.inference import SpeechGate, SpeechStream
 
 log = logging.getLogger(__name__)
 
+NAME = "silero"  # the STT provider its rows carry (stt_status "vazia")
 RATE = 16_000
 WINDOW = 512  # samples per Silero frame at 16 kHz
 FRAME_MS = WINDOW * 1000 / RATE  # 32 ms
@@ -34,7 +35,7 @@ class SileroSpeechGate(SpeechGate):
 
     @property
     def name(self) -> str:
-        return "silero"
+        return NAME
 
     @property
     def frame_ms(self) -> float:
