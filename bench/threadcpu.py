@@ -13,10 +13,11 @@ hundreds. Linux only; it reads /proc and nothing else, so it costs the machine n
 
 `--trace FILE` also writes one JSON line every `--every` seconds of the window: the cores each part
 took in that slice, and what the whole VM's cores did in it (`/proc/stat`: busy, idle, waiting on
-I/O, and stolen by the hypervisor). A stretch where every decode slows down reads there as one of
-two things: the VM losing its cores (`steal` up, the server's threads down) or the server's threads
-waiting on each other (`idle` up, `steal` not). Each slice reads every thread's stat once, a few
-milliseconds of one core a second with 24 counters' ffmpeg children.
+I/O, and stolen by the hypervisor), stamped with the wall clock (`wall`). A stretch where every
+decode slows down reads there as one of two things: the VM losing its cores (`steal` up, the
+server's threads down) or the server's threads waiting on each other (`idle` up, `steal` not).
+`bench.timeline` lines the trace up with the benchmark's sentences. Each slice reads every thread's
+stat once, a few milliseconds of one core a second with 24 counters' ffmpeg children.
 """
 
 from __future__ import annotations
@@ -130,13 +131,18 @@ def trace_line(
     machine_before: dict[str, float],
     machine_after: dict[str, float],
     elapsed: float,
+    wall: float | None = None,
 ) -> str:
-    """One slice of `--trace`: seconds into the window, each label's cores (those above 0.001), the VM's."""
+    """One slice of `--trace`: seconds into the window, the slice's end on the wall clock (`wall`, Unix
+    seconds: what `bench.timeline` lines the benchmark's sentences up with), each label's cores (those
+    above 0.001), the VM's."""
     cores, _ = cores_between(before, after, elapsed)
     parts = {label: round(value, 3) for label, value in cores.most_common() if value >= 0.001}
-    return json.dumps(
-        {"t": round(at, 1), "cores": parts, "machine": machine_between(machine_before, machine_after, elapsed)}
-    )
+    line: dict[str, object] = {"t": round(at, 1)}
+    if wall is not None:
+        line["wall"] = round(wall, 2)
+    line |= {"cores": parts, "machine": machine_between(machine_before, machine_after, elapsed)}
+    return json.dumps(line)
 
 
 def main() -> None:
@@ -160,7 +166,8 @@ def main() -> None:
             while (now := time.monotonic()) - started < args.window:
                 time.sleep(min(args.every, args.window - (now - started)))
                 current, current_machine, now = thread_times(server), machine_times(), time.monotonic()
-                trace.write(trace_line(now - started, previous, current, machine, current_machine, now - at) + "\n")
+                line = trace_line(now - started, previous, current, machine, current_machine, now - at, time.time())
+                trace.write(line + "\n")
                 trace.flush()
                 previous, machine, at = current, current_machine, now
     after, elapsed = thread_times(server), time.monotonic() - started
