@@ -96,13 +96,15 @@ def build_conversation(
     snr_db: float | None = 20.0,
     pauses: tuple[float, float] = (1.0, 3.0),
     shuffle: bool = False,
+    lead_s: float = 1.0,
 ) -> Conversation:
     """Utterances in order (or shuffled, with `shuffle`; repeated, shuffled after the first round,
     until `duration_s`), with
-    random pauses and background noise: the shared recording `noise` when present, else pink noise."""
+    random pauses and background noise: the shared recording `noise` when present, else pink noise.
+    The first utterance starts after `lead_s` seconds of silence (noise)."""
     rng = np.random.default_rng(seed)
     pool = utterances(source)
-    pieces = [silence(1.0)]
+    pieces = [silence(lead_s)]
     transcripts, spans = [], []
     cursor = pieces[0].size
     order = list(rng.permutation(len(pool))) if shuffle else list(range(len(pool)))

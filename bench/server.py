@@ -127,6 +127,7 @@ def analyse(counters: list[Counter]) -> dict[str, Any]:
     wer_errors = wer_words = 0
     per_counter: list[tuple[int, int]] = []
     missed: list[dict[str, Any]] = []  # sentences no transcript covered: where to look first
+    timeline: list[tuple[int, float, float]] = []  # (counter, end of speech on the wall clock, latency)
     for index, counter in enumerate(counters):
         if counter.error:
             continue
@@ -164,6 +165,7 @@ def analyse(counters: list[Counter]) -> dict[str, Any]:
                 )
             if u in finals:
                 transcript_latency.append(finals[u])
+                timeline.append((index, round(counter.started_at + end, 2), round(finals[u], 3)))
                 by_third[min(2, int(3 * end / end_of_stream))].append(finals[u])
         for received, message in counter.events:
             if message.get("comando") != "recomendar":
@@ -191,6 +193,9 @@ def analyse(counters: list[Counter]) -> dict[str, Any]:
         "end_of_speech_to_transcript_s": stats(transcript_latency),
         # A queue that keeps up has the same latency in each third; one past capacity, rising thirds.
         "transcript_s_by_third": [stats(third) for third in by_third],
+        # Each sentence's latency at the moment its speech ended (Unix seconds), in that order: what
+        # `bench.timeline` lines up with a `bench.threadcpu --trace` of the same run.
+        "transcript_timeline": [list(entry) for entry in sorted(timeline, key=lambda entry: entry[1])],
         "drain_s": drain_s(counters),
         "end_of_speech_to_recomendar_s": stats(card_latency),
         "utterances": utterances,
@@ -538,10 +543,14 @@ def _deltas(before: dict[str, float], after: dict[str, float], **names: str) -> 
     return {key: int(after.get(name, 0.0) - before.get(name, 0.0)) for key, name in names.items()}
 
 
-def counter_conversation(i: int, seconds: float, source: str = "auto") -> Conversation:
+def counter_conversation(i: int, seconds: float, source: str = "auto", lead_s: float = 1.0) -> Conversation:
     """Counter i's recording. Each counter has its own order: they do not all say the same
-    sentence at the same time."""
-    return build_conversation(seed=1000 + i, duration_s=seconds, source=source, pauses=(0.5, 8.0), shuffle=True)
+    sentence at the same time. With `lead_s` above 1 s its first sentence starts after 1 to `lead_s`
+    seconds of the room (its own draw; the order and the pauses stay those of the default)."""
+    lead = 1.0 if lead_s <= 1.0 else float(np.random.default_rng(5000 + i).uniform(1.0, lead_s))
+    return build_conversation(
+        seed=1000 + i, duration_s=seconds, source=source, pauses=(0.5, 8.0), shuffle=True, lead_s=lead
+    )
 
 
 async def run_level(server: Server, counters: list[Counter], sample_pss: bool = True) -> dict[str, Any]:
@@ -668,6 +677,14 @@ def main() -> None:
         help="WebM: how often a counter hands over a piece (MediaRecorder's timeslice; the page's value by default)",
     )
     parser.add_argument("--source", choices=["auto", "real", "fixtures"], default="auto")
+    parser.add_argument(
+        "--lead-s",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="each counter's first sentence starts after 1 to S s of the room, drawn per counter (default 1: "
+        "every counter's first sentence ends within a few seconds of the others', as after a server restart)",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "measurements" / "bench")
     parser.add_argument("--env", action="append", default=[], help="extra server setting, NAME=VALUE")
     parser.add_argument("--stop-when-failing", action="store_true", help="stop the sweep at the first N over target")
@@ -724,7 +741,7 @@ def main() -> None:
     print(f"generating audio for up to {most} counters ({source}, {args.seconds:.0f} s each)...", flush=True)
     recordings = []
     for i in range(max(args.counters)):
-        conversation = counter_conversation(i, args.seconds, source)
+        conversation = counter_conversation(i, args.seconds, source, args.lead_s)
         recordings.append((conversation, *make_pieces(conversation, args.format, args.timeslice_ms / 1000)))
     front_end = None
     if not args.no_breakdown:
@@ -804,6 +821,7 @@ def main() -> None:
         "timeslice_ms": round(recordings[0][2] * 1000),  # PCM goes in 100 ms frames whatever the option
         "source": source,
         "seconds_per_counter": args.seconds,
+        "lead_s": args.lead_s,
         "server_idle_rss_mb": round(idle_rss / 1e6, 1),
         "idle_connection": idle,
         "front_end_alone": front_end,

@@ -1,9 +1,11 @@
 """The benchmark's report: every watchdog stall counted, though only the first ten quoted; the segments
-the speech gate dropped counted from its rows."""
+the speech gate dropped counted from its rows; each sentence's latency kept with its wall-clock time."""
 
 from __future__ import annotations
 
-from bench.server import segments_heard, slow_callbacks
+import numpy as np
+from bench.audio import Conversation
+from bench.server import Counter, analyse, counter_conversation, segments_heard, slow_callbacks
 
 
 def test_every_watchdog_stall_is_counted_and_the_first_ten_quoted():
@@ -33,3 +35,24 @@ def test_segments_dropped_by_the_speech_gate_are_counted_from_its_rows_latency()
     }
     assert segments_heard(before, after) == {"processed": 15, "dropped_by_speech_gate": 3}
     assert segments_heard({}, {}) == {"processed": 0, "dropped_by_speech_gate": 0}
+
+
+def test_each_sentence_latency_is_kept_at_the_wall_clock_its_speech_ended():
+    conversation = Conversation(np.zeros(16_000 * 10, np.int16), ["bom dia", "obrigado"], [(1.0, 2.0), (4.0, 5.5)])
+    counter = Counter(0, "key", conversation, [], 0.1, started_at=1000.0)
+    counter.events = [
+        (1005.9, {"comando": "transcricao", "texto": "obrigado", "inicio": 3.98, "fim": 5.52, "interacao_id": "b"}),
+        (1002.5, {"comando": "transcricao", "texto": "bom dia", "inicio": 0.98, "fim": 2.02, "interacao_id": "a"}),
+    ]
+    report = analyse([counter])
+    assert report["transcript_timeline"] == [[0, 1002.0, 0.5], [0, 1005.5, 0.4]]
+    assert report["end_of_speech_to_transcript_s"]["n"] == 2
+
+
+def test_a_longer_lead_delays_the_first_sentence_and_keeps_the_order():
+    default = counter_conversation(3, 40.0, "fixtures")
+    spread = counter_conversation(3, 40.0, "fixtures", lead_s=10.0)
+    shift = spread.spans[0][0] - default.spans[0][0]
+    assert 0.0 < shift <= 9.0
+    assert spread.transcripts == default.transcripts[: len(spread.transcripts)]
+    assert all(abs(b[0] - a[0] - shift) < 1e-6 for a, b in zip(default.spans, spread.spans, strict=False))
