@@ -6,10 +6,10 @@ For each N it starts N WebSocket counters at once against one real server (`pyth
 embedded PostgreSQL, the packaged Whisper base int8, the playbook, and a zero-latency loopback LLM so
 the LLM's own time is excluded). Each counter streams its own seeded recording (speech turns from
 the shared real sentences when present, else the committed fixtures; pauses of 0.5-8 s; cafe noise at
-20 dB) as a browser would: WebM/Opus in 250 ms timeslices (or raw PCM in 100 ms frames), each piece
-sent once the audio in it has been "spoken". The counters join within 2 s of each other and each
-first sentence starts 1 s in, so the first sentences end together, as after a restart; `--lead-s S`
-starts each one after 1 to S s instead. It measures:
+20 dB) as a browser would: WebM/Opus in the counter page's 100 ms timeslices (`--timeslice-ms`; or
+raw PCM in 100 ms frames), each piece sent once the audio in it has been "spoken". The counters join
+within 2 s of each other and each first sentence starts 1 s in, so the first sentences end together,
+as after a restart; `--lead-s S` starts each one after 1 to S s instead. It measures:
 
 - latency from the end of each utterance (known from the generator) to the `transcricao` frame that
   ends it, and to its `recomendar` frame when one comes: p50 / p95 / max; and each utterance's

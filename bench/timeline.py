@@ -73,7 +73,7 @@ def bins(timeline: list[list[float]], trace: list[dict[str, Any]], width: float)
         middle = piece["wall"] - (piece["t"] - previous_t) / 2
         previous_t = piece["t"]
         index = math.floor((middle - origin) / width)
-        at(middle)
+        at(middle)  # a bin with no sentence still shows what the machine did
         sliced.setdefault(index, []).append(piece)
     for index, pieces in sliced.items():
         b = found[index]
