@@ -18,6 +18,7 @@ import argparse
 import json
 import math
 import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,20 +62,19 @@ def bins(timeline: list[list[float]], trace: list[dict[str, Any]], width: float)
     origin = min(starts)
     found: dict[int, Bin] = {}
 
-    def at(wall: float) -> Bin:
+    def at(wall: float) -> int:
         index = math.floor((wall - origin) / width)
-        return found.setdefault(index, Bin(origin + index * width, []))
+        found.setdefault(index, Bin(origin + index * width, []))
+        return index
 
     for _, end, latency in timeline:
-        at(end).latencies.append(latency)
-    sliced: dict[int, list[dict[str, Any]]] = {}
+        found[at(end)].latencies.append(latency)
+    sliced: dict[int, list[dict[str, Any]]] = {}  # a bin with no sentence still shows the machine
     previous_t = 0.0
     for piece in trace:
         middle = piece["wall"] - (piece["t"] - previous_t) / 2
         previous_t = piece["t"]
-        index = math.floor((middle - origin) / width)
-        at(middle)  # a bin with no sentence still shows what the machine did
-        sliced.setdefault(index, []).append(piece)
+        sliced.setdefault(at(middle), []).append(piece)
     for index, pieces in sliced.items():
         b = found[index]
         b.whisper = _mean(sum(v for k, v in p["cores"].items() if k.startswith(WHISPER)) for p in pieces)
@@ -84,7 +84,7 @@ def bins(timeline: list[list[float]], trace: list[dict[str, Any]], width: float)
     return [found[i] for i in sorted(found)]
 
 
-def _mean(values: Any) -> float:
+def _mean(values: Iterable[float]) -> float:
     return round(statistics.fmean(values), 3)
 
 
