@@ -3,13 +3,15 @@
     .venv/bin/python -m bench.threadcpu [--pid PID] [--wait 45] [--window 90] [--trace FILE [--every 1]]
 
 Run it beside `bench.server` (or a real load): after `--wait` seconds it reads every thread's CPU time
-from /proc, again `--window` seconds later, and prints the cores each took, by the name the server
-gives its threads (`src/balto/app/threads.py`: `whisper_0` is CTranslate2's decode threads, started by
-the thread that loaded the model; `speaker_0`, `speech-gate_0`; `python` the event loop and the rest),
-with the server's ffmpeg children, the load generator (`bench.server`) and PostgreSQL summed apart.
-Beside each, the minor page faults it took a second (pages the kernel had to map, and zero, for it):
-a thread that frees its buffers back to the kernel and maps them again for the next segment shows
-hundreds. Linux only; it reads /proc and nothing else, so it costs the machine nothing it measures.
+from /proc, again every `--every` seconds until `--window` seconds later (or until the server exits:
+the table then covers the seconds it ran, and says so), and prints the cores each took, by the name
+the server gives its threads (`src/balto/app/threads.py`: `whisper_0` is CTranslate2's decode
+threads, started by the thread that loaded the model; `speaker_0`, `speech-gate_0`; `python` the
+event loop and the rest), with the server's ffmpeg children, the load generator (`bench.server`)
+and PostgreSQL summed apart. Beside each, the minor page faults it took a second (pages the kernel
+had to map, and zero, for it): a thread that frees its buffers back to the kernel and maps them
+again for the next segment shows hundreds. Linux only; it reads /proc and nothing else, so it
+costs the machine nothing it measures.
 
 `--trace FILE` also writes one JSON line every `--every` seconds of the window: the cores each part
 took in that slice, and what the whole VM's cores did in it (`/proc/stat`: busy, idle, waiting on
@@ -23,6 +25,7 @@ stat once, a few milliseconds of one core a second with 24 counters' ffmpeg chil
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import time
@@ -158,20 +161,27 @@ def main() -> None:
     time.sleep(args.wait)
     server = args.pid or server_pid()
     before, started = thread_times(server), time.monotonic()
-    if args.trace is None:
-        time.sleep(args.window)
-    else:
-        with args.trace.open("w") as trace:
-            previous, machine, at = before, machine_times(), started
-            while (now := time.monotonic()) - started < args.window:
-                time.sleep(min(args.every, args.window - (now - started)))
-                current, current_machine, now = thread_times(server), machine_times(), time.monotonic()
-                line = trace_line(now - started, previous, current, machine, current_machine, now - at, time.time())
-                trace.write(line + "\n")
+    # Read every `--every` seconds (written out with --trace) until the window ends or the server
+    # exits: a reading after its exit has none of its threads, so the table stops at the last one
+    # taken while it ran.
+    after, machine, at = before, machine_times(), started
+    exited = False
+    with args.trace.open("w") if args.trace else contextlib.nullcontext() as trace:
+        while (now := time.monotonic()) - started < args.window:
+            time.sleep(min(args.every, args.window - (now - started)))
+            if not Path(f"/proc/{server}").exists():
+                exited = True
+                break
+            current, current_machine, now = thread_times(server), machine_times(), time.monotonic()
+            if trace is not None:
+                trace.write(trace_line(now - started, after, current, machine, current_machine, now - at, time.time()))
+                trace.write("\n")
                 trace.flush()
-                previous, machine, at = current, current_machine, now
-    after, elapsed = thread_times(server), time.monotonic() - started
-    cores, faults = cores_between(before, after, elapsed)
+            after, machine, at = current, current_machine, now
+    elapsed = at - started
+    cores, faults = cores_between(before, after, elapsed) if elapsed > 0 else (Counter(), Counter())
+    if exited:
+        print(f"the server (pid {server}) exited {elapsed:.0f} s into the window: the table covers those seconds")
     print(f"cores over {elapsed:.0f} s, server pid {server} (and minor page faults a second)")
     for label, value in cores.most_common():
         if value >= 0.001:

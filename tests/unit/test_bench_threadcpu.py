@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 from bench.threadcpu import MACHINE_FIELDS, cores_between, machine_between, trace_line
@@ -36,3 +37,24 @@ def test_a_trace_line_is_one_json_object_with_the_slice_time():
     assert line["t"] == 3.0
     assert line["cores"] == {"server: whisper_0": 0.9}  # below a thousandth of a core: left out
     assert line["machine"]["idle"] == 1.0
+
+
+def test_a_server_that_exits_inside_the_window_gets_the_seconds_it_ran(tmp_path, monkeypatch, capsys):
+    import subprocess
+    import sys
+
+    from bench import threadcpu
+
+    server = subprocess.Popen([sys.executable, "-c", "import time; t = time.time()\nwhile time.time() - t < 1.2: pass"])
+    trace = tmp_path / "trace.jsonl"
+    argv = ["threadcpu", "--pid", str(server.pid), "--window", "5", "--every", "0.3", "--trace", str(trace)]
+    monkeypatch.setattr(sys, "argv", argv)
+    reaper = threading.Timer(1.6, server.wait)  # reaped, so its /proc entry goes as a server's would
+    reaper.start()
+    threadcpu.main()
+    reaper.join()
+    out = capsys.readouterr().out
+    assert f"the server (pid {server.pid}) exited" in out
+    server_cores = float(next(line for line in out.splitlines() if "server: python" in line).split()[2])
+    assert server_cores > 0.3  # its busy second counted, not lost to the reading after its exit
+    assert trace.read_text().count("\n") >= 3
