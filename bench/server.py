@@ -44,6 +44,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,7 @@ REPO = Path(__file__).resolve().parents[1]
 # ends with one more read.
 PSS_EVERY_S = 5.0
 TARGET_P95_S = 1.5
+ADMIN_KEY = "bench-admin"
 
 
 @dataclass
@@ -313,6 +315,57 @@ class Server:
                 self.process.kill()
 
 
+class Loopback:
+    """The zero-latency LLM: an OpenAI-compatible stub on 127.0.0.1 that answers at once, with a new
+    suggestion each time (the server never shows a suggestion twice in a conversation, so a constant
+    reply would be filtered out after the first card)."""
+
+    @staticmethod
+    def stub() -> Any:
+        from tests.support.openai_server import OpenAIStub, Reply
+
+        class Stub(OpenAIStub):
+            def next_reply(self) -> Reply:
+                with self._lock:
+                    self.requests.clear()  # the stub keeps requests for tests; a long run must not grow
+                    self.headers.clear()
+                    self.served = getattr(self, "served", 0) + 1
+                    return Reply.suggestions(f"Sugestão número {self.served}")
+
+        return Stub()
+
+
+@contextlib.contextmanager
+def serving(
+    extra: dict[str, str], keys: int, keep: Path | None = None
+) -> Iterator[tuple[Server, list[str], dict[str, str]]]:
+    """The real server on a fresh data dir (`keep` to keep it), with the zero-latency LLM and `keys`
+    API keys (balcões bench-000, bench-001, ...): yields it, the keys, and the settings it was given
+    beyond the environment. Stopped on the way out."""
+    from tests.support.openai_server import OpenAIServer
+
+    if keep:
+        keep.mkdir(parents=True, exist_ok=True)
+    data_dir = contextlib.nullcontext(str(keep)) if keep else tempfile.TemporaryDirectory(prefix="balto-bench-")
+    with data_dir as tmp, OpenAIServer(Loopback.stub()) as llm:
+        env = {
+            "LLM_PROVIDER": "openai_compatible",
+            "LLM_BASE_URL": llm.base_url,
+            "LLM_API_KEY": "bench",
+            "BALTO_ADMIN_KEY": ADMIN_KEY,
+            **extra,
+        }
+        server = Server(Path(tmp), env)
+        server.run_cli("migrate")
+        created = [server.run_cli("keys", "create", "--balcao", f"bench-{i:03d}") for i in range(keys)]
+        server.start()
+        try:
+            time.sleep(2.0)
+            yield server, created, env
+        finally:
+            server.stop()
+
+
 async def idle_connection_memory(
     server: Server, keys: list[str], header: bytes, connections: int = 20
 ) -> dict[str, Any]:
@@ -444,9 +497,6 @@ def offline_wer_of_first(breakdown: dict[str, Any] | None, n: int) -> float | No
         return None
     errors, words = (sum(column) for column in zip(*rows[:n], strict=True))
     return round(errors / words, 4) if words else None
-
-
-ADMIN_KEY = "bench-admin"
 
 
 def server_stages(server: Server, rows: int) -> dict[str, Any]:
@@ -724,19 +774,6 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     single_thread_blas()  # as the server does: the offline baseline pays no spinning BLAS thread either
 
-    from tests.support.openai_server import OpenAIServer, OpenAIStub, Reply
-
-    class Loopback(OpenAIStub):
-        """Answers at once, with a new suggestion each time (the server never shows a suggestion twice
-        in a conversation, so a constant reply would be filtered out after the first card)."""
-
-        def next_reply(self) -> Reply:
-            with self._lock:
-                self.requests.clear()  # the stub keeps requests for tests; a long run must not grow
-                self.headers.clear()
-                self.served = getattr(self, "served", 0) + 1
-                return Reply.suggestions(f"Sugestão número {self.served}")
-
     source = args.source
     if source == "auto":
         source = "real" if real_audio_dir() else "fixtures"
@@ -751,55 +788,36 @@ def main() -> None:
         front_end = frontend_alone(recordings[0][1], recordings[0][0].duration_s)
         print(f"front-end alone (decode + VAD, {args.format}): {front_end}", flush=True)
 
-    if args.keep:
-        args.keep.mkdir(parents=True, exist_ok=True)
-    data_dir = (
-        contextlib.nullcontext(str(args.keep)) if args.keep else tempfile.TemporaryDirectory(prefix="balto-bench-")
-    )
-    with data_dir as tmp, OpenAIServer(Loopback()) as llm:
-        env = {
-            "LLM_PROVIDER": "openai_compatible",
-            "LLM_BASE_URL": llm.base_url,
-            "LLM_API_KEY": "bench",
-            "BALTO_ADMIN_KEY": ADMIN_KEY,
-        }
-        env.update(dict(item.split("=", 1) for item in args.env))
-        if args.check_loop:
-            env["ASYNCIO_SLOW_CALLBACK_MS"] = str(args.check_loop)
-        if args.watch_loop:
-            env["LOOP_WATCHDOG_MS"] = str(args.watch_loop)
-        server = Server(Path(tmp), env)
-        server.run_cli("migrate")
-        keys = [server.run_cli("keys", "create", "--balcao", f"bench-{i:03d}") for i in range(max(most, 20))]
-        server.start()
-        time.sleep(2.0)
+    extra = dict(item.split("=", 1) for item in args.env)
+    if args.check_loop:
+        extra["ASYNCIO_SLOW_CALLBACK_MS"] = str(args.check_loop)
+    if args.watch_loop:
+        extra["LOOP_WATCHDOG_MS"] = str(args.watch_loop)
+    with serving(extra, max(most, 20), args.keep) as (server, keys, env):
         _, idle_rss = server.usage()
         idle = asyncio.run(idle_connection_memory(server, keys, recordings[0][1][0]))
         print(f"server RSS idle {idle_rss / 1e6:.0f} MB; each further idle connection: {idle}", flush=True)
         levels = []
-        try:
-            for n in args.counters:
-                counters = [Counter(i, keys[i], recordings[i][0], recordings[i][1], recordings[i][2]) for i in range(n)]
-                level = asyncio.run(run_level(server, counters, sample_pss=not args.no_pss))
-                levels.append(level)
-                t = level["end_of_speech_to_transcript_s"]
-                print(
-                    f"N={n:>3}  transcript p50 {t['p50']} p95 {t['p95']} max {t['max']}  "
-                    f"p95 by third {[third['p95'] for third in level['transcript_s_by_third']]}  "
-                    f"drain {level['drain_s']} s  "
-                    f"transcribed {level['transcribed_fraction']}  CPU-s/audio-s {level['server_cpu_s_per_audio_s']}  "
-                    f"PSS {level['server_peak_pss_mb']} MB (RSS {level['server_peak_rss_mb']})  "
-                    f"live WER {level['live_wer']}  "
-                    f"failed {level['failed_counters']}  segments {level['segments']}  "
-                    f"early starts {level['early_starts']}  "
-                    f"batched {level['whisper_batches']}",
-                    flush=True,
-                )
-                ok = t["p95"] is not None and t["p95"] <= TARGET_P95_S and level["transcribed_fraction"] == 1.0
-                if args.stop_when_failing and not ok:
-                    break
-        finally:
-            server.stop()
+        for n in args.counters:
+            counters = [Counter(i, keys[i], recordings[i][0], recordings[i][1], recordings[i][2]) for i in range(n)]
+            level = asyncio.run(run_level(server, counters, sample_pss=not args.no_pss))
+            levels.append(level)
+            t = level["end_of_speech_to_transcript_s"]
+            print(
+                f"N={n:>3}  transcript p50 {t['p50']} p95 {t['p95']} max {t['max']}  "
+                f"p95 by third {[third['p95'] for third in level['transcript_s_by_third']]}  "
+                f"drain {level['drain_s']} s  "
+                f"transcribed {level['transcribed_fraction']}  CPU-s/audio-s {level['server_cpu_s_per_audio_s']}  "
+                f"PSS {level['server_peak_pss_mb']} MB (RSS {level['server_peak_rss_mb']})  "
+                f"live WER {level['live_wer']}  "
+                f"failed {level['failed_counters']}  segments {level['segments']}  "
+                f"early starts {level['early_starts']}  "
+                f"batched {level['whisper_batches']}",
+                flush=True,
+            )
+            ok = t["p95"] is not None and t["p95"] <= TARGET_P95_S and level["transcribed_fraction"] == 1.0
+            if args.stop_when_failing and not ok:
+                break
 
     breakdown = None
     if not args.no_breakdown:
