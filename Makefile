@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test install lint wer fixtures clean bench bench-frontend bench-cleaner bench-vad bench-speakers bench-gate
+.PHONY: run test install lint wer fixtures clean bench bench-soak bench-frontend bench-cleaner bench-vad bench-speakers bench-gate
 
 $(BIN)/balto: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,13 @@ BENCH_COUNTERS ?= 1 8 16 24 32
 BENCH_SECONDS ?= 120
 bench: install
 	$(BIN)/python -m bench.server --counters $(BENCH_COUNTERS) --seconds $(BENCH_SECONDS)
+
+# The server under a steady load for an hour, counters reconnecting every 5 minutes: latency and CPU per
+# 5-minute window, RSS/descriptors/tasks over time, what outlives the load, nothing lost (docs/performance.md).
+SOAK_COUNTERS ?= 8
+SOAK_MINUTES ?= 60
+bench-soak: install
+	$(BIN)/python -m bench.soak --counters $(SOAK_COUNTERS) --minutes $(SOAK_MINUTES)
 
 # Speaker identification: accuracy on 6 real voices (../shared/audio) or the fixtures, and the cost.
 bench-speakers: install

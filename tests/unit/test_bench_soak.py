@@ -62,15 +62,13 @@ def test_windows_hold_the_sentences_that_ended_in_them_and_the_cpu_over_their_au
 
 
 def test_nothing_lost_needs_every_id_sent_in_the_database_and_every_row_handed_stored():
-    stored = {"bench-000": [{"uuid": "a"}, {"uuid": "b"}], "bench-001": [{"uuid": "c"}]}
-    ok = nothing_lost({"bench-000": {"a", "b"}, "bench-001": {"c"}}, stored, handed=3)
-    assert ok["ok"] and ok["missing_from_database"] == 0 and ok["rows_stored"] == 3
-    lost = nothing_lost({"bench-000": {"a", "z"}, "bench-001": {"c"}}, stored, handed=3)
+    stored = {"bench-000": {"a", "b", "gate"}, "bench-001": {"c"}}  # a row the gate kept sends no frame
+    ok = nothing_lost({"bench-000": {"a", "b"}, "bench-001": {"c"}}, stored, handed=4)
+    assert ok["ok"] and ok["missing_from_database"] == 0 and ok["rows_stored"] == 4
+    lost = nothing_lost({"bench-000": {"a", "z"}, "bench-001": {"c"}}, stored, handed=4)
     assert not lost["ok"] and lost["missing_examples"] == ["z"]
-    short = nothing_lost({"bench-000": {"a"}}, stored, handed=4)  # a row handed to storage never arrived
-    assert not short["ok"]
-    capped = nothing_lost({"bench-000": {"a"}}, stored, handed=9, limit=2)  # the console returned its limit
-    assert capped["ok"] and not capped["complete"]
+    assert not nothing_lost({"bench-002": {"d"}}, stored, handed=4)["ok"]  # a balcão with no row at all
+    assert not nothing_lost({"bench-000": {"a"}}, stored, handed=5)["ok"]  # a row handed to storage never arrived
 
 
 def test_leftovers_flag_what_outlives_the_load_but_not_the_database_pool():
