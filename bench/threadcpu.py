@@ -7,7 +7,7 @@ from /proc, again every `--every` seconds until `--window` seconds later (or unt
 the table then covers the seconds it ran, and says so), and prints the cores each took, by the name
 the server gives its threads (`src/balto/app/threads.py`: `whisper_0` is CTranslate2's decode
 threads, started by the thread that loaded the model; `speaker_0`, `speech-gate_0`; `python` the
-event loop and the rest), with the server's ffmpeg children, the load generator (`bench.server`)
+event loop and the rest), with the server's ffmpeg children, the load generator (`bench.server` or `bench.soak`)
 and PostgreSQL summed apart. Beside each, the minor page faults it took a second (pages the kernel
 had to map, and zero, for it): a thread that frees its buffers back to the kernel and maps them
 again for the next segment shows hundreds. Linux only; it reads /proc and nothing else, so it
@@ -62,7 +62,7 @@ def part_of(pid: int, line: str, server: int) -> str | None:
         return "server"
     if "ffmpeg" in line:
         return "ffmpeg children"
-    if "bench.server" in line:
+    if "bench.server" in line or "bench.soak" in line:
         return "load generator"
     if "postgres" in line:
         return "postgres"
@@ -163,8 +163,11 @@ def main() -> None:
     before, started = thread_times(server), time.monotonic()
     # Read every `--every` seconds (written out with --trace) until the window ends or the server
     # exits: a reading after its exit has none of its threads, so the table stops at the last one
-    # taken while it ran.
+    # taken while it ran. The table adds up the slices, so a thread or a child that ends inside the
+    # window (an ffmpeg child at each counter's close) keeps what it spent up to its last reading.
     after, machine, at = before, machine_times(), started
+    spent: Counter[str] = Counter()
+    faulted: Counter[str] = Counter()
     exited = False
     with args.trace.open("w") if args.trace else contextlib.nullcontext() as trace:
         while (now := time.monotonic()) - started < args.window:
@@ -173,13 +176,17 @@ def main() -> None:
                 exited = True
                 break
             current, current_machine, now = thread_times(server), machine_times(), time.monotonic()
+            slice_cores, slice_faults = cores_between(after, current, 1.0)  # what each label spent in it
+            spent.update(slice_cores)
+            faulted.update(slice_faults)
             if trace is not None:
                 trace.write(trace_line(now - started, after, current, machine, current_machine, now - at, time.time()))
                 trace.write("\n")
                 trace.flush()
             after, machine, at = current, current_machine, now
     elapsed = at - started
-    cores, faults = cores_between(before, after, elapsed) if elapsed > 0 else (Counter(), Counter())
+    cores: Counter[str] = Counter({label: value / elapsed for label, value in spent.items()} if elapsed > 0 else {})
+    faults: Counter[str] = Counter({label: value / elapsed for label, value in faulted.items()} if elapsed > 0 else {})
     if exited:
         print(f"the server (pid {server}) exited {elapsed:.0f} s into the window: the table covers those seconds")
     print(f"cores over {elapsed:.0f} s, server pid {server} (and minor page faults a second)")

@@ -58,3 +58,28 @@ def test_a_server_that_exits_inside_the_window_gets_the_seconds_it_ran(tmp_path,
     server_cores = float(next(line for line in out.splitlines() if "server: python" in line).split()[2])
     assert server_cores > 0.3  # its busy second counted, not lost to the reading after its exit
     assert trace.read_text().count("\n") >= 3
+
+
+def test_a_child_that_ends_inside_the_window_keeps_what_it_spent(monkeypatch, capsys):
+    """An ffmpeg child ends at each counter's close: the table adds up the slices, so its CPU counts
+    (a table of the last reading against the first had no line for it at all)."""
+    import subprocess
+    import sys
+
+    from bench import threadcpu
+
+    server = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3)"])
+    busy = "import time; t = time.time()\nwhile time.time() - t < 0.8: pass"
+    child = subprocess.Popen([sys.executable, "-c", busy, "ffmpeg"])  # "ffmpeg" in its command line
+    reaper = threading.Timer(1.2, child.wait)
+    reaper.start()
+    monkeypatch.setattr(sys, "argv", ["threadcpu", "--pid", str(server.pid), "--window", "2", "--every", "0.2"])
+    try:
+        threadcpu.main()
+    finally:
+        reaper.join()
+        server.kill()
+        server.wait()
+    out = capsys.readouterr().out
+    ffmpeg = float(next(line for line in out.splitlines() if "ffmpeg children" in line).split()[2])
+    assert ffmpeg > 0.2  # about 0.8 s of one core over the 2 s window
