@@ -210,9 +210,6 @@ class Metrics:
         self.storage_failures = Counter("balto_storage_failures_total", "Failed database writes (then journalled).")
         # Pooled database connections are file descriptors kept on purpose: leak checks subtract them.
         self.db_pool = Gauge("balto_db_pool_connections", "Database connections held by the pool (idle and in use).")
-        # Read from the server's HeapTrimmer (HEAP_TRIM_EVERY_S); absent without one.
-        self.heap_trims = Gauge("balto_heap_trims_total", "Times the heaps' freed memory went back (malloc_trim).")
-        self.heap_trim_seconds = Gauge("balto_heap_trim_seconds_total", "Seconds those hand-backs took, in all.")
         self.process: list[Gauge] = [
             Gauge("balto_process_resident_memory_bytes", "Resident set size of the server.", resident_memory_bytes),
             Gauge("balto_process_open_fds", "Open file descriptors of the server.", open_fds),
@@ -274,7 +271,6 @@ class Metrics:
             self.journal_bytes,
             self.storage_failures,
             self.db_pool,
-            *([self.heap_trims, self.heap_trim_seconds] if self.heap_trims.read is not None else []),
             *self.process,
         ]
         return "\n".join(line for metric in metrics for line in metric.render()) + "\n"

@@ -213,9 +213,6 @@ class Settings:
     pause_gate_threshold: float = 0.05
     slow_callback_ms: float = 0.0  # > 0: asyncio debug mode, logging every callback slower than this
     loop_watchdog_ms: float = 0.0  # > 0: log the loop thread's stack whenever the loop is stuck this long
-    # > 0: hand the heaps' freed memory back to the system this often (glibc's malloc_trim, off the loop):
-    # without it the resident memory creeps up by the heaps' high-water marks (docs/performance.md).
-    heap_trim_every_s: float = 60.0
     # asyncio | uvloop: the server's event loop. uvloop (libuv's, its sockets, pipes and child processes
     # in C; not a dependency) saved the loop thread 5-15% and the server nothing measurable, so asyncio's
     # own is the default, whatever is installed (docs/performance.md).
@@ -317,7 +314,6 @@ class Settings:
             pause_gate_threshold=pause_threshold,
             slow_callback_ms=_float(env, "ASYNCIO_SLOW_CALLBACK_MS", 0.0),
             loop_watchdog_ms=_float(env, "LOOP_WATCHDOG_MS", 0.0),
-            heap_trim_every_s=_float(env, "HEAP_TRIM_EVERY_S", 60.0),
             event_loop=_event_loop(env),
             stt=stt_settings_from_env(env),
             llm=llm_settings_from_env(env),

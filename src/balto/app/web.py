@@ -30,7 +30,6 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import Body, FromPath, Parameter, SkipValidation
 
 from balto.adapters.ffmpeg import decode_audio_file
-from balto.adapters.heap import HeapTrimmer
 from balto.app import container as composition
 from balto.app import logcontext
 from balto.app.loopwatch import LoopWatchdog
@@ -679,11 +678,6 @@ def create_app(
         if watch_ms > 0:
             state["loopwatch"] = LoopWatchdog(loop, watch_ms / 1000)
             state["loopwatch"].start()
-        if settings.heap_trim_every_s > 0:
-            trimmer = state["heaptrim"] = HeapTrimmer(settings.heap_trim_every_s)
-            metrics.heap_trims.read = lambda: float(trimmer.trims)
-            metrics.heap_trim_seconds.read = lambda: trimmer.seconds
-            trimmer.start()
         if on_ready is not None:
             result = on_ready(container)
             if asyncio.iscoroutine(result):
@@ -692,8 +686,6 @@ def create_app(
     async def shutdown() -> None:
         if "loopwatch" in state:
             state["loopwatch"].stop()
-        if "heaptrim" in state:
-            state["heaptrim"].stop()
         hub = state.get("hub")
         if hub is not None:
             await hub.drain(settings.limits.shutdown_grace_s)  # at once when the server already drained
