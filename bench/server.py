@@ -315,24 +315,21 @@ class Server:
                 self.process.kill()
 
 
-class Loopback:
-    """The zero-latency LLM: an OpenAI-compatible stub on 127.0.0.1 that answers at once, with a new
-    suggestion each time (the server never shows a suggestion twice in a conversation, so a constant
-    reply would be filtered out after the first card)."""
+def loopback_llm() -> Any:
+    """The zero-latency LLM's stub (OpenAI-compatible, served on 127.0.0.1): it answers at once, with
+    a new suggestion each time (the server never shows a suggestion twice in a conversation, so a
+    constant reply would be filtered out after the first card)."""
+    from tests.support.openai_server import OpenAIStub, Reply
 
-    @staticmethod
-    def stub() -> Any:
-        from tests.support.openai_server import OpenAIStub, Reply
+    class Loopback(OpenAIStub):
+        def next_reply(self) -> Reply:
+            with self._lock:
+                self.requests.clear()  # the stub keeps requests for tests; a long run must not grow
+                self.headers.clear()
+                self.served = getattr(self, "served", 0) + 1
+                return Reply.suggestions(f"Sugestão número {self.served}")
 
-        class Stub(OpenAIStub):
-            def next_reply(self) -> Reply:
-                with self._lock:
-                    self.requests.clear()  # the stub keeps requests for tests; a long run must not grow
-                    self.headers.clear()
-                    self.served = getattr(self, "served", 0) + 1
-                    return Reply.suggestions(f"Sugestão número {self.served}")
-
-        return Stub()
+    return Loopback()
 
 
 @contextlib.contextmanager
@@ -347,7 +344,7 @@ def serving(
     if keep:
         keep.mkdir(parents=True, exist_ok=True)
     data_dir = contextlib.nullcontext(str(keep)) if keep else tempfile.TemporaryDirectory(prefix="balto-bench-")
-    with data_dir as tmp, OpenAIServer(Loopback.stub()) as llm:
+    with data_dir as tmp, OpenAIServer(loopback_llm()) as llm:
         env = {
             "LLM_PROVIDER": "openai_compatible",
             "LLM_BASE_URL": llm.base_url,
