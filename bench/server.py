@@ -124,6 +124,20 @@ async def stream_counter(url: str, counter: Counter, start_delay_s: float) -> No
         counter.error = f"{type(exc).__name__}: {exc}"
 
 
+def latency_stats(values: list[float]) -> dict[str, float | None]:
+    """p50 / p90 / p95 / max of latencies in seconds, and how many."""
+    if not values:
+        return {"p50": None, "p90": None, "p95": None, "max": None, "n": 0}
+    array = np.array(values)
+    return {
+        "p50": round(float(np.percentile(array, 50)), 3),
+        "p90": round(float(np.percentile(array, 90)), 3),
+        "p95": round(float(np.percentile(array, 95)), 3),
+        "max": round(float(array.max()), 3),
+        "n": len(values),
+    }
+
+
 def analyse(counters: list[Counter]) -> dict[str, Any]:
     transcript_latency: list[float] = []
     by_third: list[list[float]] = [[], [], []]  # the same latencies, by where in the recording the utterance ended
@@ -182,27 +196,15 @@ def analyse(counters: list[Counter]) -> dict[str, Any]:
             if ends:
                 card_latency.append(received - (counter.started_at + ends[-1]))
 
-    def stats(values: list[float]) -> dict[str, float | None]:
-        if not values:
-            return {"p50": None, "p90": None, "p95": None, "max": None, "n": 0}
-        array = np.array(values)
-        return {
-            "p50": round(float(np.percentile(array, 50)), 3),
-            "p90": round(float(np.percentile(array, 90)), 3),
-            "p95": round(float(np.percentile(array, 95)), 3),
-            "max": round(float(array.max()), 3),
-            "n": len(values),
-        }
-
     return {
-        "end_of_speech_to_transcript_s": stats(transcript_latency),
+        "end_of_speech_to_transcript_s": latency_stats(transcript_latency),
         # A queue that keeps up has the same latency in each third; one past capacity, rising thirds.
-        "transcript_s_by_third": [stats(third) for third in by_third],
+        "transcript_s_by_third": [latency_stats(third) for third in by_third],
         # Each sentence's latency at the moment its speech ended (Unix seconds), in that order: what
         # `bench.timeline` lines up with a `bench.threadcpu --trace` of the same run.
         "transcript_timeline": [list(entry) for entry in sorted(timeline, key=lambda entry: entry[1])],
         "drain_s": drain_s(counters),
-        "end_of_speech_to_recomendar_s": stats(card_latency),
+        "end_of_speech_to_recomendar_s": latency_stats(card_latency),
         "utterances": utterances,
         "transcribed_fraction": round(transcribed / utterances, 4) if utterances else None,
         "live_wer": round(wer_errors / wer_words, 4) if wer_words else None,

@@ -52,6 +52,7 @@ from bench.server import (
     Server,
     analyse,
     early_starts,
+    latency_stats,
     make_pieces,
     scrape,
     segments_heard,
@@ -65,7 +66,7 @@ GAP_S = (1.0, 3.0)  # a page reloading between two sessions
 
 @dataclass
 class Sample:
-    t: float  # seconds since the load started (negative: before it)
+    t: float  # seconds since the load started (the state before it: about 0)
     rss_mb: float  # the server process alone
     rss_with_children_mb: float  # and its ffmpeg children
     pss_mb: float | None  # the server and its children, shared pages split (read less often)
@@ -99,8 +100,9 @@ def session_lengths(index: int, counters: int, total_s: float, session_s: float)
 
 
 def sample(server: Server, started: float, with_pss: bool) -> Sample:
+    assert server.process is not None
     metrics = scrape(server)
-    proc = psutil.Process(server.process.pid if server.process else 0)
+    proc = psutil.Process(server.process.pid)
     cpu, rss_all = server.usage()
     return Sample(
         t=round(time.monotonic() - started, 1),
@@ -127,18 +129,6 @@ def growth_mb_per_hour(samples: list[Sample], after_s: float, field: str = "rss_
         return None
     t, y = np.array(points, dtype=float).T
     return round(float(np.polyfit(t, y, 1)[0]) * 3600, 1)
-
-
-def _stats(values: list[float]) -> dict[str, float | int | None]:
-    if not values:
-        return {"p50": None, "p95": None, "max": None, "n": 0}
-    array = np.array(values)
-    return {
-        "p50": round(float(np.percentile(array, 50)), 3),
-        "p95": round(float(np.percentile(array, 95)), 3),
-        "max": round(float(array.max()), 3),
-        "n": len(values),
-    }
 
 
 def _cpu_at(samples: list[Sample], t: float) -> float | None:
@@ -172,7 +162,7 @@ def windows(
             {
                 "from_s": round(start, 1),
                 "to_s": round(end, 1),
-                "transcript_s": _stats(latencies),
+                "transcript_s": latency_stats(latencies),
                 "audio_s": round(audio, 1),
                 "server_cpu_s_per_audio_s": round(cpu / audio, 4) if cpu is not None and audio > 0 else None,
             }
