@@ -3,7 +3,8 @@
     .venv/bin/python -m bench.timeline REPORT.json TRACE.jsonl [--level 0] [--bin 5] [--worst 5]
 
 REPORT is `bench.server`'s report (its levels carry `transcript_timeline`: each sentence's latency,
-end of speech -> transcript, at the moment its speech ended), TRACE a `bench.threadcpu --trace` of
+end of speech -> transcript, at the moment its speech ended) or `bench.soak`'s (one load, its
+`transcript_timeline` at the top; `--level` does not apply), TRACE a `bench.threadcpu --trace` of
 the server during that level (each slice stamped with the wall clock). For each `--bin` seconds it
 prints the sentences whose speech ended then, their p50 and worst latency, and what the machine did
 meanwhile: Whisper's cores, the whole server's (ffmpeg children included), and the VM's busy, idle
@@ -104,6 +105,11 @@ def table(rows: list[Bin], origin: float) -> list[str]:
     return lines
 
 
+def level_of(report: dict[str, Any], index: int) -> dict[str, Any]:
+    """The level of a `bench.server` report at `index`; a `bench.soak` report is one load, read whole."""
+    return report["levels"][index] if "levels" in report else report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("report", type=Path)
@@ -112,7 +118,7 @@ def main() -> None:
     parser.add_argument("--bin", type=float, default=5.0, help="seconds per row")
     parser.add_argument("--worst", type=int, default=5, help="bins listed again, worst sentence first")
     args = parser.parse_args()
-    level = json.loads(args.report.read_text())["levels"][args.level]
+    level = level_of(json.loads(args.report.read_text()), args.level)
     if "transcript_timeline" not in level:
         raise SystemExit(f"{args.report}: no transcript_timeline (a report from before it was added)")
     rows = bins(level["transcript_timeline"], read_trace(args.trace), args.bin)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from bench.threadcpu import trace_line
-from bench.timeline import bins, read_trace, table
+from bench.timeline import bins, level_of, read_trace, table
 
 
 def slice_at(t: float, wall: float, whisper: float, idle: float) -> dict:
@@ -53,3 +53,11 @@ def test_threadcpu_stamps_each_slice_with_the_wall_clock(tmp_path: Path):
     path = tmp_path / "trace.jsonl"
     path.write_text(line + "\n")
     assert read_trace(path)[0]["wall"] == 1765000000.12
+
+
+def test_a_soak_report_is_one_load_and_a_server_report_has_levels():
+    timeline = [[0, 100.0, 0.5]]
+    soak = {"counters": 24, "minutes": 60.0, "transcript_timeline": timeline}
+    server = {"levels": [{"counters": 1, "transcript_timeline": []}, {"counters": 8, "transcript_timeline": timeline}]}
+    assert level_of(soak, 0) is soak
+    assert level_of(server, 1)["counters"] == 8
